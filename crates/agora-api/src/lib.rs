@@ -1,0 +1,73 @@
+//! Agora's HTTP API.
+//!
+//! # Layout
+//!
+//! - [`AppState`]: what every handler shares: the store, the sender for synchronous test
+//!   deliveries, and the settings handlers need.
+//! - [`router`]: every route; [`serve`] runs it on a listener until shutdown.
+//! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
+//! - `routes::*`: one module per resource.
+//!
+//! Handlers never call a webhook receiver themselves, except `POST /v1/webhooks/{id}/test`,
+//! which is a synchronous attempt by definition; everything else goes through the outbox.
+
+pub mod error;
+pub mod extract;
+pub mod pagination;
+
+pub use routes::keys::check_abilities;
+mod routes;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use agora_core::dispatcher::Sender;
+use agora_core::target::TargetPolicy;
+use agora_store::Store;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Sends the synchronous `test` deliveries (the dispatcher has its own clone).
+    pub sender: Sender,
+    /// Which webhook URLs are allowed.
+    pub targets: TargetPolicy,
+    /// This node's id, the lease owner of test deliveries.
+    pub node_id: String,
+    /// How long a test delivery's lease lasts (it is recorded long before).
+    pub lease: Duration,
+    /// How long an old secret keeps signing after a rotation.
+    pub rotation_grace: Duration,
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::routes())
+        .merge(routes::webhooks::routes())
+        .merge(routes::deliveries::routes())
+        .merge(routes::events::routes())
+        .merge(routes::keys::routes())
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,115 @@
+//! The delivery log: `/v1/webhooks/{id}/deliveries`, `/v1/deliveries/{id}`, redelivery.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use agora_core::ids::{has_prefix, DELIVERY};
+use agora_store::deliveries::{Delivery, DeliveryFilter};
+use agora_store::StoreError;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Query};
+use crate::pagination::Page;
+use crate::routes::webhooks::load;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/webhooks/{id}/deliveries", get(list))
+        .route("/v1/deliveries/{id}", get(read))
+        .route("/v1/deliveries/{id}/redeliver", post(redeliver))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<String>,
+    event: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("webhooks:read")?;
+    let webhook = load(&state, &caller, &id).await?;
+    let limit = crate::pagination::PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    if let Some(s) = &q.status {
+        if !["pending", "succeeded", "failed"].contains(&s.as_str()) {
+            return Err(ApiError::invalid(
+                "invalid_status",
+                "status must be `pending`, `succeeded` or `failed`",
+            ));
+        }
+    }
+    let filter = DeliveryFilter {
+        status: q.status,
+        event_type: q.event,
+    };
+    let items = state
+        .store
+        .list_deliveries(&webhook.id, &filter, q.cursor.as_deref(), limit)
+        .await?;
+    Ok(axum::Json(Page::new(items, limit, |d: &Delivery| d.id.clone())))
+}
+
+/// Loads a delivery whose webhook the caller may see.
+async fn load_delivery(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<(Delivery, Vec<agora_store::deliveries::Attempt>)> {
+    if !has_prefix(id, DELIVERY) {
+        return Err(ApiError::not_found("delivery"));
+    }
+    let found = match state.store.delivery(id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("delivery")),
+        other => other?,
+    };
+    load(state, caller, &found.0.webhook_id)
+        .await
+        .map_err(|_| ApiError::not_found("delivery"))?;
+    Ok(found)
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("webhooks:read")?;
+    let (delivery, attempts) = load_delivery(&state, &caller, &id).await?;
+    let mut body = serde_json::to_value(delivery).expect("deliveries serialize");
+    body["attempts"] = serde_json::to_value(attempts).expect("attempts serialize");
+    Ok(axum::Json(body))
+}
+
+async fn redeliver(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("webhooks:write")?;
+    let (delivery, _) = load_delivery(&state, &caller, &id).await?;
+    match state.store.redeliver(&delivery.id).await {
+        Err(StoreError::Conflict(m)) => return Err(ApiError::conflict("delivery_in_flight", m)),
+        other => other?,
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": delivery.id, "status": "pending"})),
+    ))
+}

@@ -1,0 +1,114 @@
+//! `/v1/api-keys`: admin-only key management. A key's value is answered once, at creation.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use agora_store::keys::generate_value;
+use agora_store::StoreError;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json};
+use crate::AppState;
+
+/// Every ability a key may hold.
+pub const ABILITIES: &[&str] = &[
+    "admin",
+    "webhooks:read",
+    "webhooks:write",
+    "events:read",
+    "events:write",
+    "threads:read",
+    "threads:write",
+    "posts:read",
+    "posts:write",
+    "users:read",
+    "users:write",
+    "categories:read",
+    "categories:write",
+    "groups:read",
+    "groups:write",
+    "tags:read",
+    "tags:write",
+    "moderation:read",
+    "moderation:write",
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/api-keys", post(create).get(list))
+        .route("/v1/api-keys/{id}", delete(revoke))
+}
+
+/// Checks a list of abilities, as given to `POST /v1/api-keys` and `agora keys create`.
+pub fn check_abilities(abilities: &[String]) -> Result<(), String> {
+    if abilities.is_empty() {
+        return Err("a key needs at least one ability".into());
+    }
+    match abilities.iter().find(|a| !ABILITIES.contains(&a.as_str())) {
+        Some(unknown) => Err(format!(
+            "unknown ability `{unknown}`; known: {}",
+            ABILITIES.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    abilities: Vec<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<NewKey>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("admin")?;
+    check_abilities(&input.abilities).map_err(|m| ApiError::invalid("invalid_abilities", m))?;
+    if input.name.trim().is_empty() || input.name.chars().count() > 200 {
+        return Err(ApiError::invalid("invalid_body", "name must be 1 to 200 characters"));
+    }
+    let value = generate_value();
+    let key = state.store.create_key(&input.name, &input.abilities, &value).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"id": key.id, "name": key.name, "abilities": key.abilities, "key": value})),
+    ))
+}
+
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.require("admin")?;
+    let keys = state.store.list_keys().await?;
+    let data: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            json!({
+                "id": k.id,
+                "name": k.name,
+                "abilities": k.abilities,
+                "created_at": agora_core::time::to_rfc3339(k.created_at),
+                "last_used_at": k.last_used_at.map(agora_core::time::to_rfc3339),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"data": data, "next_cursor": null})))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("admin")?;
+    match state.store.revoke_key(&id).await {
+        Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
+        other => other.map(|()| StatusCode::NO_CONTENT).map_err(Into::into),
+    }
+}

@@ -1,0 +1,14 @@
+//! One module per resource.
+
+pub mod deliveries;
+pub mod events;
+pub mod health;
+pub mod keys;
+pub mod webhooks;
+
+use crate::error::ApiError;
+
+/// Unknown paths answer in the error shape too.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}

@@ -1,0 +1,236 @@
+//! The dispatcher: moves due deliveries from the queue to their receivers.
+//!
+//! ```text
+//!   commit ──wake──▶ claim loop ──spawn──▶ send task (per-webhook permit) ──▶ recorder ──▶ queue
+//!                    ▲   (poll fallback)                                      (batched)
+//!                    └──────────────── capacity freed ◀──────────────────────────┘
+//! ```
+//!
+//! - The claim loop leases due deliveries in batches. A webhook that already holds
+//!   [`DispatcherConfig::max_queued_per_webhook`] deliveries in memory is skipped by the claim,
+//!   so a hanging receiver cannot hoard work, and nobody else waits behind it.
+//! - Each delivery is its own task; a per-webhook semaphore bounds concurrent requests to one
+//!   receiver.
+//! - Finished attempts go to one recorder task that writes them in batches, so a busy node
+//!   makes one transaction for many attempts.
+//! - Leases are renewed while the work is held; a node that dies stops renewing and its work
+//!   becomes due again when the lease runs out.
+
+mod limiter;
+pub mod queue;
+pub mod sender;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::limiter::Limiter;
+pub use self::queue::{AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError};
+pub use self::sender::{Sender, SenderConfig};
+use crate::time::now_ms;
+
+/// How the dispatcher paces itself.
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Written as the lease owner; unique per process.
+    pub node_id: String,
+    /// Concurrent requests to one webhook.
+    pub max_concurrency_per_webhook: usize,
+    /// Deliveries of one webhook held in memory (sending or waiting for a permit).
+    pub max_queued_per_webhook: usize,
+    /// Deliveries held in memory in all, which bounds memory whatever the backlog.
+    pub max_in_memory: usize,
+    /// Deliveries claimed per query.
+    pub claim_batch: usize,
+    /// How often to look for due work when nothing wakes the dispatcher (retries coming due,
+    /// expired leases of dead nodes, commits made by other nodes).
+    pub poll_interval: Duration,
+    /// How long a claim lasts without renewal.
+    pub lease: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            node_id: crate::ids::new_id("node"),
+            max_concurrency_per_webhook: 32,
+            max_queued_per_webhook: 256,
+            max_in_memory: 20_000,
+            claim_batch: 512,
+            poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Wakes the dispatcher when new work was committed, so that latency does not depend on the
+/// poll interval. Cheap to clone; waking an awake dispatcher costs nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    /// Says there may be new due work.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The dispatcher of one node.
+pub struct Dispatcher<Q> {
+    queue: Arc<Q>,
+    sender: Sender,
+    config: DispatcherConfig,
+    waker: Waker,
+}
+
+impl<Q: DeliveryQueue> Dispatcher<Q> {
+    /// A dispatcher over `queue`, woken through `waker`.
+    pub fn new(queue: Arc<Q>, sender: Sender, config: DispatcherConfig, waker: Waker) -> Self {
+        Self {
+            queue,
+            sender,
+            config,
+            waker,
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops claiming, lets attempts in flight finish
+    /// (each bounded by its timeout), records them, and gives back the leases it still holds.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let limiter = Arc::new(Limiter::new(&self.config));
+        let tasks = TaskTracker::new();
+        let (record_tx, record_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_loop(
+            self.queue.clone(),
+            record_rx,
+            limiter.clone(),
+            self.waker.clone(),
+        ));
+        let renewer = tokio::spawn(renew_loop(self.queue.clone(), self.config.clone(), shutdown.clone()));
+
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            let room = limiter.room();
+            let claimed = if room == 0 {
+                Ok(Vec::new())
+            } else {
+                let now = now_ms();
+                self.queue
+                    .claim(ClaimRequest {
+                        node: self.config.node_id.clone(),
+                        limit: room.min(self.config.claim_batch),
+                        now,
+                        lease_until: now + self.config.lease.as_millis() as i64,
+                        skip_webhooks: limiter.saturated(),
+                    })
+                    .await
+            };
+            let full_batch = match claimed {
+                Ok(batch) => {
+                    backoff.reset();
+                    let full = batch.len() == room.min(self.config.claim_batch) && room > 0;
+                    for delivery in batch {
+                        let permit = limiter.admit(&delivery.webhook_id);
+                        let sender = self.sender.clone();
+                        let record_tx = record_tx.clone();
+                        let shutdown = shutdown.clone();
+                        tasks.spawn(async move {
+                            let permit = tokio::select! {
+                                p = permit.acquire() => p,
+                                // Not started: its lease is given back below.
+                                () = shutdown.cancelled() => return,
+                            };
+                            let record = sender.attempt(&delivery).await;
+                            drop(permit);
+                            let _ = record_tx.send(record);
+                        });
+                    }
+                    full
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to claim due deliveries; backing off");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next()) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            };
+            if full_batch {
+                continue;
+            }
+            tokio::select! {
+                () = self.waker.0.notified() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+
+        tasks.close();
+        tasks.wait().await;
+        drop(record_tx);
+        let _ = recorder.await;
+        let _ = renewer.await;
+        if let Err(e) = self.queue.release_leases(&self.config.node_id).await {
+            tracing::warn!(error = %e, "failed to release leases at shutdown; they will expire");
+        }
+    }
+}
+
+/// Writes finished attempts in batches, retrying a batch until the store takes it: an attempt
+/// made is never forgotten while the process lives (and if it dies, the lease brings the
+/// delivery back).
+async fn record_loop<Q: DeliveryQueue>(
+    queue: Arc<Q>,
+    mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
+    limiter: Arc<Limiter>,
+    waker: Waker,
+) {
+    const BATCH: usize = 512;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut backoff = Backoff::default();
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
+        while let Err(e) = queue.record(batch.clone()).await {
+            tracing::warn!(error = %e, attempts = batch.len(), "failed to record attempts; retrying");
+            tokio::time::sleep(backoff.next()).await;
+        }
+        backoff.reset();
+        batch.clear();
+        limiter.release(&webhooks);
+        waker.wake();
+    }
+}
+
+/// Keeps this node's leases alive while it holds work.
+async fn renew_loop<Q: DeliveryQueue>(queue: Arc<Q>, config: DispatcherConfig, shutdown: CancellationToken) {
+    let every = config.lease / 3;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let until = now_ms() + config.lease.as_millis() as i64;
+        if let Err(e) = queue.renew_leases(&config.node_id, until).await {
+            tracing::warn!(error = %e, "failed to renew leases");
+        }
+    }
+}
+
+/// Exponential backoff for storage errors: 50 ms doubling to 5 s.
+#[derive(Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        self.0 = (self.0 + 1).min(7);
+        Duration::from_millis(50 << (self.0 - 1)).min(Duration::from_secs(5))
+    }
+
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}

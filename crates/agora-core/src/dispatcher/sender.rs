@@ -1,0 +1,263 @@
+//! One attempt: sign, POST, read a bounded answer, classify, decide.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+
+use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
+use crate::retry::{parse_retry_after, Outcome, RetryPolicy, Verdict};
+use crate::signing::sign_all;
+use crate::target::{GuardedResolver, TargetPolicy};
+use crate::time::now_ms;
+
+/// How much of a response body is kept in the delivery log.
+pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
+
+/// Header names a webhook's custom headers may not set: they carry the delivery's identity and
+/// signatures, or describe the body.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-agora-event",
+    "x-agora-signature",
+    "x-agora-forum",
+    "x-agora-attempt",
+];
+
+/// Whether a custom header name is reserved (case-insensitive), including the `webhook-` and
+/// `x-agora-` families as a whole.
+pub fn is_reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("webhook-")
+        || lower.starts_with("x-agora-")
+}
+
+/// Sends attempts with one shared keep-alive client.
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    forum: String,
+    user_agent: String,
+}
+
+/// The settings a [`Sender`] is built from.
+#[derive(Clone, Debug)]
+pub struct SenderConfig {
+    /// Sent as `x-agora-forum`.
+    pub forum_name: String,
+    /// Which targets may be connected to.
+    pub targets: TargetPolicy,
+    /// When to retry.
+    pub retry: RetryPolicy,
+}
+
+impl Sender {
+    /// Builds the shared client: rustls, no redirects, connections through the SSRF guard.
+    pub fn new(config: SenderConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(GuardedResolver::new(config.targets))
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            client,
+            policy: config.retry,
+            forum: config.forum_name,
+            user_agent: format!("Agora-Webhooks/{}", env!("CARGO_PKG_VERSION")),
+        })
+    }
+
+    /// Makes one attempt and says what follows. Never fails: every failure is an outcome.
+    pub async fn attempt(&self, delivery: &ClaimedDelivery) -> AttemptRecord {
+        let started_at = now_ms();
+        let timestamp = started_at / 1000;
+        let body = delivery.format.body(&delivery.body, &self.forum);
+        let signatures = sign_all(&delivery.secrets, &delivery.id, timestamp, body.as_bytes());
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".into(), "application/json".into()),
+            ("user-agent".into(), self.user_agent.clone()),
+            ("webhook-id".into(), delivery.id.clone()),
+            ("webhook-timestamp".into(), timestamp.to_string()),
+            ("webhook-signature".into(), signatures.standard),
+            ("x-agora-event".into(), delivery.event_type.clone()),
+            ("x-agora-signature".into(), signatures.simple),
+            ("x-agora-forum".into(), self.forum.clone()),
+            ("x-agora-attempt".into(), delivery.attempt.to_string()),
+        ];
+        headers.extend(delivery.headers.iter().cloned());
+
+        let clock = Instant::now();
+        let sent = tokio::time::timeout(delivery.timeout, self.send(delivery, &headers, body)).await;
+        let duration_ms = clock.elapsed().as_millis() as i64;
+        let (outcome, response_status, response_body, error) = match sent {
+            Err(_) => (
+                Outcome::TimedOut,
+                None,
+                None,
+                Some(format!("timed out after {} ms", delivery.timeout.as_millis())),
+            ),
+            Ok(Err(e)) => {
+                let outcome = if e.is_timeout() {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Unreachable
+                };
+                (outcome, None, None, Some(describe(&e)))
+            }
+            Ok(Ok((status, retry_after, excerpt))) => {
+                let outcome = match status {
+                    200..=299 => Outcome::Delivered,
+                    410 => Outcome::Gone,
+                    _ => Outcome::Rejected {
+                        status,
+                        retry_after,
+                    },
+                };
+                let error = (!(200..=299).contains(&status)).then(|| format!("HTTP {status}"));
+                (outcome, Some(status), Some(excerpt), error)
+            }
+        };
+        let next = match self
+            .policy
+            .decide(&outcome, delivery.retries_done, delivery.retry_count)
+        {
+            Verdict::Succeeded => NextState::Succeeded,
+            Verdict::Exhausted => NextState::Exhausted,
+            Verdict::Disable => NextState::DisableWebhook,
+            Verdict::RetryIn(d) => NextState::RetryAt(now_ms() + d.as_millis() as i64),
+        };
+        AttemptRecord {
+            delivery_id: delivery.id.clone(),
+            webhook_id: delivery.webhook_id.clone(),
+            attempt: delivery.attempt,
+            started_at,
+            duration_ms,
+            request_headers: redact(headers, delivery.headers.len()),
+            response_status,
+            response_body,
+            error,
+            next,
+        }
+    }
+
+    async fn send(
+        &self,
+        delivery: &ClaimedDelivery,
+        headers: &[(String, String)],
+        body: String,
+    ) -> Result<(u16, Option<Duration>, String), reqwest::Error> {
+        let mut map = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                map.insert(n, v);
+            }
+        }
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
+            map.insert(USER_AGENT, ua);
+        }
+        let mut response = self
+            .client
+            .post(&delivery.url)
+            .headers(map)
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let retry_after = matches!(status, 429 | 503)
+            .then(|| response.headers().get(RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        let mut excerpt = Vec::with_capacity(256);
+        while excerpt.len() < RESPONSE_EXCERPT_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = RESPONSE_EXCERPT_BYTES - excerpt.len();
+                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                _ => break,
+            }
+        }
+        Ok((status, retry_after, String::from_utf8_lossy(&excerpt).into_owned()))
+    }
+}
+
+/// Words for a transport failure, without the URL (which may itself be a secret, as Slack's
+/// are) but with the cause chain.
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut words = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        words.push_str(": ");
+        words.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    words
+}
+
+/// The headers as recorded: the custom ones (the last `custom` entries) keep their names but
+/// lose their values when the name suggests a credential.
+fn redact(mut headers: Vec<(String, String)>, custom: usize) -> Vec<(String, String)> {
+    let first_custom = headers.len() - custom;
+    for (name, value) in &mut headers[first_custom..] {
+        let lower = name.to_ascii_lowercase();
+        if ["auth", "token", "secret", "key", "cookie", "password", "signature", "session"]
+            .iter()
+            .any(|word| lower.contains(word))
+        {
+            *value = "[redacted]".into();
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_recognized_in_any_case() {
+        assert!(is_reserved_header("Webhook-Signature"));
+        assert!(is_reserved_header("X-Agora-Whatever"));
+        assert!(is_reserved_header("Content-Type"));
+        assert!(!is_reserved_header("X-Team"));
+    }
+
+    #[test]
+    fn credentials_in_custom_headers_are_redacted() {
+        let headers = vec![
+            ("webhook-id".to_owned(), "msg_1".to_owned()),
+            ("Authorization".to_owned(), "Bearer abc".to_owned()),
+            ("X-Api-Key".to_owned(), "abc".to_owned()),
+            ("X-Team".to_owned(), "blue".to_owned()),
+        ];
+        let out = redact(headers, 3);
+        assert_eq!(out[0].1, "msg_1");
+        assert_eq!(out[1].1, "[redacted]");
+        assert_eq!(out[2].1, "[redacted]");
+        assert_eq!(out[3].1, "blue");
+    }
+}

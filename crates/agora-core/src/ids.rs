@@ -1,0 +1,48 @@
+//! Prefixed identifiers.
+//!
+//! Every id Agora hands out is `{prefix}_{ULID}`: the prefix tells a human (and a support
+//! engineer reading a log) what kind of thing it names, and the ULID sorts by creation time,
+//! which keeps B-tree inserts append-only and makes ids usable as pagination cursors.
+
+/// Prefix of event ids, the `id` of every delivered body.
+pub const EVENT: &str = "evt";
+/// Prefix of delivery ids, which are also the Standard Webhooks `webhook-id`.
+pub const DELIVERY: &str = "msg";
+/// Prefix of webhook ids.
+pub const WEBHOOK: &str = "wh";
+/// Prefix of delivery attempt ids.
+pub const ATTEMPT: &str = "att";
+/// Prefix of API key ids.
+pub const API_KEY: &str = "key";
+
+/// A new id with the given prefix, unique and increasing with time.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::new())
+}
+
+/// Whether `id` looks like an id of this prefix, so that malformed path parameters are
+/// answered with 404 before touching the database.
+pub fn has_prefix(id: &str, prefix: &str) -> bool {
+    id.len() > prefix.len() + 1
+        && id.len() <= prefix.len() + 1 + 32
+        && id.starts_with(prefix)
+        && id.as_bytes()[prefix.len()] == b'_'
+        && id[prefix.len() + 1..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_and_sort_by_time() {
+        let a = new_id(EVENT);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_id(EVENT);
+        assert!(has_prefix(&a, EVENT));
+        assert!(a < b);
+        assert!(!has_prefix(&a, WEBHOOK));
+        assert!(!has_prefix("evt_", EVENT));
+        assert!(!has_prefix("evt_../x", EVENT));
+    }
+}

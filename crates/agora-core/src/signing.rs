@@ -1,0 +1,165 @@
+//! Webhook secrets and the two signature schemes every delivery carries.
+//!
+//! - Standard Webhooks (`webhook-signature: v1,{base64 HMAC-SHA256(key, "{id}.{ts}.{body}")}`),
+//!   so the official verification libraries work unchanged.
+//! - `x-agora-signature: sha256={hex HMAC-SHA256(secret string, body)}`, the three-line scheme
+//!   of GitHub, Discourse and the platforms Agora replaces.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const PREFIX: &str = "whsec_";
+
+/// A webhook's signing secret. `Debug` and `Display` never show it, so it cannot leak into a
+/// log line by accident; [`WebhookSecret::expose`] is the one deliberate way out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret {
+    text: String,
+    key: Vec<u8>,
+}
+
+/// Why a user-supplied secret is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidSecret {
+    /// Outside 16 to 128 characters, or not printable ASCII.
+    #[error("secret must be 16 to 128 printable ASCII characters")]
+    Shape,
+    /// Starts with `whsec_` but what follows is not base64.
+    #[error("a secret starting with `whsec_` must continue with base64")]
+    Base64,
+}
+
+impl WebhookSecret {
+    /// A fresh `whsec_` secret over 32 random bytes.
+    pub fn generate() -> Self {
+        let mut key = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        Self {
+            text: format!("{PREFIX}{}", BASE64.encode(&key)),
+            key,
+        }
+    }
+
+    /// A secret a user chose, or one read back from the store.
+    ///
+    /// `whsec_{base64}` keys with the decoded bytes; anything else keys with its UTF-8 bytes.
+    pub fn parse(text: &str) -> Result<Self, InvalidSecret> {
+        if !(16..=128).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(InvalidSecret::Shape);
+        }
+        let key = match text.strip_prefix(PREFIX) {
+            Some(encoded) => BASE64.decode(encoded).map_err(|_| InvalidSecret::Base64)?,
+            None => text.as_bytes().to_vec(),
+        };
+        if key.is_empty() {
+            return Err(InvalidSecret::Shape);
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            key,
+        })
+    }
+
+    /// The secret as the user sees it, for the one answer that shows it and for storage.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// `v1,{base64 signature}` for the Standard Webhooks `webhook-signature` header.
+    pub fn sign_standard(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+    }
+
+    /// `sha256={hex}` for `x-agora-signature`: keyed with the secret string itself.
+    pub fn sign_simple(&self, body: &[u8]) -> String {
+        let mut mac =
+            HmacSha256::new_from_slice(self.text.as_bytes()).expect("HMAC takes any key length");
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(redacted)")
+    }
+}
+
+/// The signatures of one attempt, for the current secret and, during a rotation, the previous one.
+pub struct Signatures {
+    /// `webhook-signature`: one `v1,…` per secret, space-separated.
+    pub standard: String,
+    /// `x-agora-signature`, with the current secret.
+    pub simple: String,
+}
+
+/// Signs one attempt's body with every secret that is currently valid (newest first).
+pub fn sign_all(secrets: &[WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> Signatures {
+    let standard = secrets
+        .iter()
+        .map(|s| s.sign_standard(msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let simple = secrets.first().map(|s| s.sign_simple(body)).unwrap_or_default();
+    Signatures { standard, simple }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_standard_webhooks_known_answer() {
+        let secret = WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let sig = secret.sign_standard(
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1649367553,
+            br#"{"email":"test@example.com","username":"test_user"}"#,
+        );
+        assert_eq!(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+    }
+
+    #[test]
+    fn generated_secrets_round_trip_and_never_print() {
+        let s = WebhookSecret::generate();
+        assert!(s.expose().starts_with("whsec_"));
+        assert_eq!(WebhookSecret::parse(s.expose()).unwrap(), s);
+        assert!(!format!("{s:?}").contains(s.expose()));
+    }
+
+    #[test]
+    fn user_secrets_are_checked() {
+        assert!(WebhookSecret::parse("short").is_err());
+        assert!(WebhookSecret::parse(&"x".repeat(129)).is_err());
+        assert!(WebhookSecret::parse("has a space in it!!").is_err());
+        assert_eq!(
+            WebhookSecret::parse("whsec_not*base64*at*all").unwrap_err(),
+            InvalidSecret::Base64
+        );
+        let plain = WebhookSecret::parse("my-own-secret-1234").unwrap();
+        assert_eq!(plain.key, b"my-own-secret-1234");
+    }
+
+    #[test]
+    fn rotation_signs_with_both() {
+        let new = WebhookSecret::generate();
+        let old = WebhookSecret::generate();
+        let sigs = sign_all(&[new.clone(), old.clone()], "msg_1", 1, b"{}");
+        let parts: Vec<_> = sigs.standard.split(' ').collect();
+        assert_eq!(parts, [new.sign_standard("msg_1", 1, b"{}"), old.sign_standard("msg_1", 1, b"{}")]);
+        assert_eq!(sigs.simple, new.sign_simple(b"{}"));
+    }
+}

@@ -1,0 +1,40 @@
+//! Time as the engine sees it: unix milliseconds everywhere inside, RFC 3339 at the edges.
+//!
+//! Integers store and compare the same way in SQLite and PostgreSQL, so the store never has to
+//! translate time zones or timestamp types.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Milliseconds since the unix epoch, now.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-11-23T07:00:00.123Z`), the form of every
+/// timestamp in bodies and API answers.
+pub fn to_rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses an RFC 3339 timestamp (any offset) into unix milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_milliseconds() {
+        let s = to_rfc3339(1_732_345_678_123);
+        assert_eq!(s, "2024-11-23T07:07:58.123Z");
+        assert_eq!(parse_rfc3339(&s), Some(1_732_345_678_123));
+        assert_eq!(parse_rfc3339("2024-11-23T08:07:58.123+01:00"), Some(1_732_345_678_123));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+}

@@ -1,0 +1,157 @@
+//! The transactional outbox: an event and one delivery per matching active webhook, written in
+//! the same transaction as the change that caused them. Committing it (with
+//! [`Store::commit`](crate::Store::commit)) wakes the dispatcher.
+
+use agora_core::event::{Event, EventType};
+use agora_core::ids::{new_id, DELIVERY};
+use agora_core::subscription::EventPattern;
+use agora_core::time::now_ms;
+
+use crate::webhooks::{Webhook, WebhookFilter};
+use crate::{placeholders, Store, StoreError, Tx};
+
+/// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
+/// with no routing (a user registering) pass every filter.
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    /// The category of the thread or post.
+    pub category_id: Option<String>,
+    /// The tags of the thread.
+    pub tags: Vec<String>,
+}
+
+impl Routing {
+    fn passes(&self, filter: &WebhookFilter) -> bool {
+        let category_ok = filter.category_ids.is_empty()
+            || self
+                .category_id
+                .as_ref()
+                .is_some_and(|c| filter.category_ids.contains(c));
+        let tags_ok =
+            filter.tags.is_empty() || self.tags.iter().any(|t| filter.tags.contains(t));
+        category_ok && tags_ok
+    }
+}
+
+/// Whether a webhook wants an event.
+fn wants(webhook: &Webhook, event_type: &EventType, routing: Option<&Routing>) -> bool {
+    let subscribed = webhook
+        .events
+        .iter()
+        .filter_map(|p| EventPattern::parse(p).ok())
+        .any(|p| p.matches(event_type));
+    let routed = match (routing, &webhook.filter) {
+        (Some(routing), Some(filter)) => routing.passes(filter),
+        _ => true,
+    };
+    subscribed && routed
+}
+
+/// Records `event` and queues it for every active webhook that wants it. Returns how many
+/// deliveries were queued.
+pub async fn publish(tx: &mut Tx, event: &Event, routing: Option<&Routing>) -> Result<usize, StoreError> {
+    insert_event(tx, event).await?;
+    let targets: Vec<String> = Store::active_webhooks(tx)
+        .await?
+        .into_iter()
+        .filter(|w| wants(w, &event.event_type, routing))
+        .map(|w| w.id)
+        .collect();
+    queue(tx, event, &targets, None).await?;
+    Ok(targets.len())
+}
+
+/// Records `event` for one webhook only, leased to `node` as its first attempt, for a delivery
+/// that is sent right away by the caller (the `test` endpoint). Returns the delivery id.
+pub async fn publish_leased(
+    tx: &mut Tx,
+    event: &Event,
+    webhook_id: &str,
+    lease: (&str, i64),
+) -> Result<String, StoreError> {
+    insert_event(tx, event).await?;
+    let mut ids = queue(tx, event, &[webhook_id.to_owned()], Some(lease)).await?;
+    Ok(ids.remove(0))
+}
+
+async fn insert_event(tx: &mut Tx, event: &Event) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&event.id)
+        .bind(event.event_type.as_str())
+        .bind(event.to_body())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Inserts one delivery per webhook in a single statement (chunked to stay under parameter
+/// limits), pending and due now, or already leased.
+async fn queue(
+    tx: &mut Tx,
+    event: &Event,
+    webhook_ids: &[String],
+    lease: Option<(&str, i64)>,
+) -> Result<Vec<String>, StoreError> {
+    const COLS: usize = 10;
+    let now = now_ms();
+    let ids: Vec<String> = webhook_ids.iter().map(|_| new_id(DELIVERY)).collect();
+    let (status, owner, due, attempts) = match lease {
+        Some((node, until)) => ("in_flight", Some(node), until, 1),
+        None => ("pending", None, now, 0),
+    };
+    for (chunk_ids, chunk_hooks) in ids.chunks(100).zip(webhook_ids.chunks(100)) {
+        let rows = (0..chunk_ids.len())
+            .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}"
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, webhook_id) in chunk_ids.iter().zip(chunk_hooks) {
+            q = q
+                .bind(id.clone())
+                .bind(event.id.clone())
+                .bind(webhook_id.clone())
+                .bind(event.event_type.as_str().to_owned())
+                .bind(status)
+                .bind(due)
+                .bind(owner.map(str::to_owned))
+                .bind(attempts)
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_restrict_only_routed_events() {
+        let filter = WebhookFilter {
+            category_ids: vec!["cat_a".into()],
+            tags: vec![],
+        };
+        let in_a = Routing {
+            category_id: Some("cat_a".into()),
+            tags: vec![],
+        };
+        let in_b = Routing {
+            category_id: Some("cat_b".into()),
+            tags: vec!["x".into()],
+        };
+        assert!(in_a.passes(&filter));
+        assert!(!in_b.passes(&filter));
+        let by_tag = WebhookFilter {
+            category_ids: vec![],
+            tags: vec!["x".into()],
+        };
+        assert!(in_b.passes(&by_tag));
+        assert!(!in_a.passes(&by_tag));
+    }
+}

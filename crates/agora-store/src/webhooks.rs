@@ -1,0 +1,345 @@
+//! Webhook rows and their life cycle.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::{placeholders, Store, StoreError, Tx};
+use agora_core::time::{now_ms, to_rfc3339};
+
+/// Restricts thread and post events to some categories or tags; empty lists restrict nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFilter {
+    /// Only events in these categories.
+    #[serde(default)]
+    pub category_ids: Vec<String>,
+    /// Only events about threads carrying one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A webhook as stored.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// `wh_…`.
+    pub id: String,
+    /// The API key that created it; a non-admin key sees only its own webhooks.
+    pub owner_key_id: Option<String>,
+    /// A label for people.
+    pub name: Option<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Where deliveries go.
+    pub url: String,
+    /// Event patterns (`thread.created`, `thread.*`, `*`).
+    pub events: Vec<String>,
+    /// The signing secret.
+    pub secret: String,
+    /// The secret before the last rotation, still signing until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    /// End of the rotation grace period, unix ms.
+    pub previous_secret_until: Option<i64>,
+    /// Custom headers sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    /// Retries after the first attempt.
+    pub retry_count: i64,
+    /// Per-attempt timeout.
+    pub timeout_ms: i64,
+    /// `active` or `inactive`.
+    pub status: String,
+    /// Why it was disabled, when the system disabled it.
+    pub disabled_reason: Option<String>,
+    /// Category and tag restriction.
+    pub filter: Option<WebhookFilter>,
+    /// `json`, `slack` or `discord`.
+    pub format: String,
+    /// Created, unix ms.
+    pub created_at: i64,
+    /// Last changed, unix ms.
+    pub updated_at: i64,
+    /// Last attempt of any delivery, unix ms.
+    pub last_triggered_at: Option<i64>,
+    /// The last attempt's failure, cleared by a success.
+    pub last_error: Option<String>,
+    /// Last successful attempt, unix ms (auto-disable looks at it).
+    pub last_success_at: Option<i64>,
+    /// Failed attempts since the last success.
+    pub failure_streak: i64,
+}
+
+/// The webhook as the API shows it and as `webhook.*` events carry it: everything but secrets.
+#[derive(Serialize)]
+pub struct WebhookView<'a> {
+    id: &'a str,
+    name: &'a Option<String>,
+    description: &'a Option<String>,
+    url: &'a str,
+    events: &'a [String],
+    headers: &'a BTreeMap<String, String>,
+    retry_count: i64,
+    timeout_ms: i64,
+    status: &'a str,
+    disabled_reason: &'a Option<String>,
+    filter: &'a Option<WebhookFilter>,
+    format: &'a str,
+    created_at: String,
+    updated_at: String,
+    last_triggered_at: Option<String>,
+    last_error: &'a Option<String>,
+}
+
+impl Webhook {
+    /// The public view.
+    pub fn view(&self) -> WebhookView<'_> {
+        WebhookView {
+            id: &self.id,
+            name: &self.name,
+            description: &self.description,
+            url: &self.url,
+            events: &self.events,
+            headers: &self.headers,
+            retry_count: self.retry_count,
+            timeout_ms: self.timeout_ms,
+            status: &self.status,
+            disabled_reason: &self.disabled_reason,
+            filter: &self.filter,
+            format: &self.format,
+            created_at: to_rfc3339(self.created_at),
+            updated_at: to_rfc3339(self.updated_at),
+            last_triggered_at: self.last_triggered_at.map(to_rfc3339),
+            last_error: &self.last_error,
+        }
+    }
+
+    /// Whether the webhook is `active`.
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+}
+
+const COLUMNS: &str = "id, owner_key_id, name, description, url, events, secret, previous_secret, \
+    previous_secret_until, headers, retry_count, timeout_ms, status, disabled_reason, filter, format, \
+    created_at, updated_at, last_triggered_at, last_error, last_success_at, failure_streak";
+
+fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Internal(format!("corrupt webhook {what}: {e}"))
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
+    let events: String = row.try_get("events")?;
+    let headers: String = row.try_get("headers")?;
+    let filter: Option<String> = row.try_get("filter")?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        owner_key_id: row.try_get("owner_key_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        url: row.try_get("url")?,
+        events: serde_json::from_str(&events).map_err(|e| corrupt("events", e))?,
+        secret: row.try_get("secret")?,
+        previous_secret: row.try_get("previous_secret")?,
+        previous_secret_until: row.try_get("previous_secret_until")?,
+        headers: serde_json::from_str(&headers).map_err(|e| corrupt("headers", e))?,
+        retry_count: row.try_get("retry_count")?,
+        timeout_ms: row.try_get("timeout_ms")?,
+        status: row.try_get("status")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        filter: filter
+            .map(|f| serde_json::from_str(&f))
+            .transpose()
+            .map_err(|e| corrupt("filter", e))?,
+        format: row.try_get("format")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_triggered_at: row.try_get("last_triggered_at")?,
+        last_error: row.try_get("last_error")?,
+        last_success_at: row.try_get("last_success_at")?,
+        failure_streak: row.try_get("failure_streak")?,
+    })
+}
+
+/// Who is asking: an admin sees every webhook, any other key only those it created.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'a> {
+    /// Every webhook.
+    Anyone,
+    /// Only webhooks created by this key id.
+    Key(&'a str),
+}
+
+impl Store {
+    /// Stores a new webhook.
+    pub async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO webhooks ({COLUMNS}) VALUES ({})",
+            placeholders(1, 22)
+        );
+        bind_all(sqlx::query(&sql), w).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// One webhook, if the owner may see it.
+    pub async fn webhook(&self, id: &str, owner: Owner<'_>) -> Result<Webhook, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let w = from_row(&row)?;
+        match owner {
+            Owner::Key(key) if w.owner_key_id.as_deref() != Some(key) => Err(StoreError::NotFound),
+            _ => Ok(w),
+        }
+    }
+
+    /// The owner's webhooks in id order, after `cursor`.
+    pub async fn list_webhooks(
+        &self,
+        owner: Owner<'_>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        let sql = |owner_clause: &str| {
+            format!("SELECT {COLUMNS} FROM webhooks WHERE {owner_clause} id > $1 ORDER BY id LIMIT $2")
+        };
+        let rows = match owner {
+            Owner::Anyone => {
+                sqlx::query(&sql(""))
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(&self.read)
+                    .await?
+            }
+            Owner::Key(key) => {
+                sqlx::query(&sql("owner_key_id = $3 AND"))
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .bind(key)
+                    .fetch_all(&self.read)
+                    .await?
+            }
+        };
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Saves what a user may change of a webhook (not its delivery statistics, which the
+    /// dispatcher keeps). When it goes inactive, its queued deliveries are closed as exhausted
+    /// (an inactive webhook receives nothing; `recover` brings them back); when it goes active,
+    /// its failure streak starts over.
+    pub async fn update_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE webhooks SET name = $2, description = $3, url = $4, events = $5, secret = $6, \
+             previous_secret = $7, previous_secret_until = $8, headers = $9, retry_count = $10, \
+             timeout_ms = $11, status = $12, disabled_reason = $13, filter = $14, format = $15, \
+             updated_at = $16, failure_streak = CASE WHEN $12 = 'active' THEN 0 ELSE failure_streak END \
+             WHERE id = $1",
+        )
+        .bind(&w.id)
+        .bind(&w.name)
+        .bind(&w.description)
+        .bind(&w.url)
+        .bind(serde_json::to_string(&w.events).expect("strings serialize"))
+        .bind(&w.secret)
+        .bind(&w.previous_secret)
+        .bind(w.previous_secret_until)
+        .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
+        .bind(w.retry_count)
+        .bind(w.timeout_ms)
+        .bind(&w.status)
+        .bind(&w.disabled_reason)
+        .bind(w.filter.as_ref().map(|f| serde_json::to_string(f).expect("filter serializes")))
+        .bind(&w.format)
+        .bind(w.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if !w.is_active() {
+            close_queued(&mut tx, &w.id, "webhook is inactive").await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a webhook with its deliveries and their attempts.
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM deliveries WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Active webhooks, for matching events to subscriptions.
+    pub(crate) async fn active_webhooks(tx: &mut Tx) -> Result<Vec<Webhook>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE status = 'active'");
+        sqlx::query(&sql)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+}
+
+/// Closes a webhook's queued (not in-flight) deliveries as exhausted.
+pub(crate) async fn close_queued(tx: &mut Tx, webhook_id: &str, why: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'exhausted', due_at = NULL, last_error = $1, updated_at = $2 \
+         WHERE webhook_id = $3 AND status IN ('pending', 'failed')",
+    )
+    .bind(why)
+    .bind(now_ms())
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn bind_all<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    w: &Webhook,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(w.id.clone())
+        .bind(w.owner_key_id.clone())
+        .bind(w.name.clone())
+        .bind(w.description.clone())
+        .bind(w.url.clone())
+        .bind(serde_json::to_string(&w.events).expect("strings serialize"))
+        .bind(w.secret.clone())
+        .bind(w.previous_secret.clone())
+        .bind(w.previous_secret_until)
+        .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
+        .bind(w.retry_count)
+        .bind(w.timeout_ms)
+        .bind(w.status.clone())
+        .bind(w.disabled_reason.clone())
+        .bind(w.filter.as_ref().map(|f| serde_json::to_string(f).expect("filter serializes")))
+        .bind(w.format.clone())
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .bind(w.last_triggered_at)
+        .bind(w.last_error.clone())
+        .bind(w.last_success_at)
+        .bind(w.failure_streak)
+}

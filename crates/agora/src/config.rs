@@ -1,0 +1,150 @@
+//! Every setting of `agora serve`, from a flag or its `AGORA_*` variable (a flag wins), with
+//! the defaults of CONTRACT.md §6. Checked once, at start.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use agora_core::retry::{parse_duration, RetryPolicy, RetrySchedule};
+use agora_core::target::TargetPolicy;
+
+/// A duration written `250ms`, `5s`, `2m`, `1h` or `1d`.
+#[derive(Clone, Copy, Debug)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_duration(s)
+            .map(Self)
+            .ok_or_else(|| format!("{s:?} is not a duration like 250ms, 5s, 2m, 1h or 1d"))
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// The settings of a server.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// Address the API listens on.
+    #[arg(long, env = "AGORA_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+
+    /// Directory of the SQLite database and the generated key files.
+    #[arg(long, env = "AGORA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` to run on PostgreSQL; SQLite in the data directory when unset.
+    #[arg(long, env = "AGORA_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Sent as `x-agora-forum`; the host name when unset.
+    #[arg(long, env = "AGORA_FORUM_NAME")]
+    pub forum_name: Option<String>,
+
+    /// Allow `http` and private, loopback and reserved targets (development and tests only).
+    #[arg(long, env = "AGORA_ALLOW_PRIVATE_TARGETS", action = clap::ArgAction::Set,
+          default_value = "false", default_missing_value = "true", num_args = 0..=1,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_private_targets: bool,
+
+    /// Delays before retry 1, 2, …
+    #[arg(long, env = "AGORA_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
+    pub retry_schedule: RetrySchedule,
+
+    /// Jitter applied to each retry delay, as a fraction (0.2 = ±20 %).
+    #[arg(long, env = "AGORA_RETRY_JITTER", default_value = "0.2")]
+    pub retry_jitter: f64,
+
+    /// The least wait after 429, 502, 503, 504 or a timeout.
+    #[arg(long, env = "AGORA_OVERLOAD_PENALTY", default_value = "60s")]
+    pub overload_penalty: HumanDuration,
+
+    /// How long an old secret keeps signing after a rotation.
+    #[arg(long, env = "AGORA_ROTATION_GRACE", default_value = "24h")]
+    pub rotation_grace: HumanDuration,
+
+    /// Concurrent requests to one webhook.
+    #[arg(long, env = "AGORA_MAX_CONCURRENCY_PER_WEBHOOK", default_value = "32")]
+    pub max_concurrency_per_webhook: usize,
+
+    /// How often the dispatcher looks for due work when nothing woke it.
+    #[arg(long, env = "AGORA_POLL_INTERVAL", default_value = "500ms")]
+    pub poll_interval: HumanDuration,
+
+    /// How long a claimed delivery stays leased without renewal (a dead node's work is taken
+    /// over after this).
+    #[arg(long, env = "AGORA_LEASE", default_value = "60s")]
+    pub lease: HumanDuration,
+
+    /// `text` or `json`.
+    #[arg(long, env = "AGORA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// The admin key to create on first start (`AGORA_ADMIN_KEY`); never printed.
+    #[arg(skip = std::env::var("AGORA_ADMIN_KEY").ok().filter(|k| !k.is_empty()))]
+    pub admin_key: Option<String>,
+}
+
+impl Config {
+    /// The defaults, as if started with no flag and no variable (for tests to adjust).
+    pub fn defaults(data_dir: PathBuf) -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = Only::parse_from(["agora"]).config;
+        config.data_dir = data_dir;
+        config
+    }
+
+    /// The database URL in use.
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        match &self.database_url {
+            Some(url) => Ok(url.clone()),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+                    anyhow::anyhow!("cannot create data directory {}: {e}", self.data_dir.display())
+                })?;
+                Ok(agora_store::Store::sqlite_url(&self.data_dir))
+            }
+        }
+    }
+
+    /// The forum name sent as `x-agora-forum`.
+    pub fn forum_name(&self) -> String {
+        self.forum_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "agora".to_owned())
+        })
+    }
+
+    /// Which webhook targets are allowed.
+    pub fn target_policy(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_private: self.allow_private_targets,
+        }
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            schedule: self.retry_schedule.clone(),
+            jitter: self.retry_jitter.clamp(0.0, 0.9),
+            overload_penalty: self.overload_penalty.0,
+            ..RetryPolicy::default()
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The `agora` binary's library half: configuration and start-up, shared by `main` and the
+//! integration tests so that both run exactly the same code.
+//!
+//! # Layout
+//!
+//! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
+//! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
+//!   a listener the caller bound, and hands back a [`Running`] server to stop.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use agora_api::AppState;
+use agora_core::dispatcher::{Dispatcher, DispatcherConfig, Sender, SenderConfig, Waker};
+use agora_store::{Backend, Store};
+
+pub use config::Config;
+
+/// A server started by [`start`].
+pub struct Running {
+    /// The address the API listens on (useful when bound to port 0).
+    pub addr: SocketAddr,
+    /// The admin key made on this start, when the database was empty.
+    pub bootstrap_admin_key: Option<String>,
+    shutdown: CancellationToken,
+    api: JoinHandle<std::io::Result<()>>,
+    dispatcher: JoinHandle<()>,
+    store: Store,
+}
+
+impl Running {
+    /// Stops gracefully: no new requests or claims, attempts in flight finish (each bounded by
+    /// its timeout), their results are recorded, leases still held are given back.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after [`Running::stop`] or a shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.api.await.context("API task panicked")??;
+        self.dispatcher.await.context("dispatcher task panicked")?;
+        self.store.close().await;
+        Ok(())
+    }
+
+    /// A token whose cancellation stops the server (wired to SIGTERM and SIGINT by `main`).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Starts the API and the dispatcher on `listener`.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
+    let url = config.database_url()?;
+    let waker = Waker::default();
+    let store = Store::open(&url, waker.clone())
+        .await
+        .context("failed to open the database")?;
+    if store.backend() == Backend::Sqlite {
+        // One process owns a SQLite database: whatever was in flight when it last stopped
+        // is due again now.
+        let released = store
+            .release_all_leases()
+            .await
+            .context("failed to release leases left by the previous run")?;
+        if released > 0 {
+            tracing::info!(deliveries = released, "re-queued deliveries left in flight by the previous run");
+        }
+    }
+    let bootstrap_admin_key = bootstrap_admin_key(&store, &config).await?;
+
+    let sender = Sender::new(SenderConfig {
+        forum_name: config.forum_name(),
+        targets: config.target_policy(),
+        retry: config.retry_policy(),
+    })
+    .context("failed to build the HTTP client")?;
+    let dispatcher_config = DispatcherConfig {
+        max_concurrency_per_webhook: config.max_concurrency_per_webhook,
+        poll_interval: config.poll_interval.0,
+        lease: config.lease.0,
+        ..DispatcherConfig::default()
+    };
+    let state = AppState {
+        store: store.clone(),
+        sender: sender.clone(),
+        targets: config.target_policy(),
+        node_id: dispatcher_config.node_id.clone(),
+        lease: dispatcher_config.lease,
+        rotation_grace: config.rotation_grace.0,
+    };
+
+    let shutdown = CancellationToken::new();
+    let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker);
+    let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let addr = listener.local_addr().context("listener has no address")?;
+    let api_shutdown = shutdown.clone();
+    let api = tokio::spawn(agora_api::serve(listener, state, async move {
+        api_shutdown.cancelled().await;
+    }));
+    tracing::info!(%addr, backend = ?store.backend(), "agora is serving");
+    Ok(Running {
+        addr,
+        bootstrap_admin_key,
+        shutdown,
+        api,
+        dispatcher,
+        store,
+    })
+}
+
+/// On the first start (no key exists), makes the admin key: `AGORA_ADMIN_KEY` when set, else a
+/// random one, written to `{data dir}/admin.key` with mode 0600.
+async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
+    if store.count_keys().await? > 0 {
+        return Ok(None);
+    }
+    let value = config
+        .admin_key
+        .clone()
+        .unwrap_or_else(agora_store::keys::generate_value);
+    store
+        .create_key("admin", &["admin".to_owned()], &value)
+        .await
+        .context("failed to create the admin key")?;
+    write_secret_file(&config.data_dir.join("admin.key"), &value)
+        .context("failed to write the admin key file")?;
+    Ok(Some(value))
+}
+
+/// Writes a secret to a file only its owner can read.
+fn write_secret_file(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(value.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
