@@ -42,7 +42,11 @@ impl ApiError {
 
     /// 404, also for things that exist but are not the caller's (ids do not leak).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 403: authenticated, but the key lacks an ability.

@@ -32,9 +32,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "request body must be JSON with content-type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::invalid("invalid_json", format!("request body is not valid JSON: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(
+            "invalid_json",
+            format!("request body is not valid JSON: {}", e.body_text()),
+        ),
         JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(
@@ -90,7 +91,9 @@ impl Caller {
         if self.can(ability) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this API key lacks the `{ability}` ability")))
+            Err(ApiError::forbidden(format!(
+                "this API key lacks the `{ability}` ability"
+            )))
         }
     }
 
@@ -107,10 +110,16 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let value = header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .or_else(|| header("x-api-key"))
             .map(str::trim);
         let unauthorized = |message: &str| {

@@ -19,7 +19,10 @@ impl PageQuery {
         match self.limit {
             None => Ok(50),
             Some(n @ 1..=250) => Ok(n),
-            Some(_) => Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 250")),
+            Some(_) => Err(ApiError::invalid(
+                "invalid_limit",
+                "limit must be between 1 and 250",
+            )),
         }
     }
 }

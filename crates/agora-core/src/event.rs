@@ -107,9 +107,21 @@ mod tests {
 
     #[test]
     fn parses_resource_action_names() {
-        assert_eq!(EventType::parse("thread.created").unwrap().resource(), "thread");
+        assert_eq!(
+            EventType::parse("thread.created").unwrap().resource(),
+            "thread"
+        );
         assert!(EventType::parse("course.enrolled_2").is_ok());
-        for bad in ["thread", "Thread.created", "thread.", ".x", "a.b.c", "a b.c", "", "a.*"] {
+        for bad in [
+            "thread",
+            "Thread.created",
+            "thread.",
+            ".x",
+            "a.b.c",
+            "a b.c",
+            "",
+            "a.*",
+        ] {
             assert!(EventType::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(EventType::parse(&format!("a.{}", "b".repeat(63))).is_err());

@@ -49,7 +49,11 @@ impl Format {
             Ok(event) => summary(&event, forum),
             Err(_) => format!("[{forum}] event"),
         };
-        let key = if self == Self::Slack { "text" } else { "content" };
+        let key = if self == Self::Slack {
+            "text"
+        } else {
+            "content"
+        };
         serde_json::json!({ key: text }).to_string()
     }
 }

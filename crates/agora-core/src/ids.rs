@@ -27,7 +27,9 @@ pub fn has_prefix(id: &str, prefix: &str) -> bool {
         && id.len() <= prefix.len() + 1 + 32
         && id.starts_with(prefix)
         && id.as_bytes()[prefix.len()] == b'_'
-        && id[prefix.len() + 1..].bytes().all(|b| b.is_ascii_alphanumeric())
+        && id[prefix.len() + 1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

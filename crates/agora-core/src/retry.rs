@@ -199,9 +199,18 @@ mod tests {
     #[test]
     fn follows_the_default_schedule() {
         let p = policy();
-        assert_eq!(p.decide(&rejected(500), 0, 10), Verdict::RetryIn(Duration::from_secs(5)));
-        assert_eq!(p.decide(&rejected(500), 1, 10), Verdict::RetryIn(Duration::from_secs(30)));
-        assert_eq!(p.decide(&rejected(500), 9, 10), Verdict::RetryIn(Duration::from_secs(86400)));
+        assert_eq!(
+            p.decide(&rejected(500), 0, 10),
+            Verdict::RetryIn(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.decide(&rejected(500), 1, 10),
+            Verdict::RetryIn(Duration::from_secs(30))
+        );
+        assert_eq!(
+            p.decide(&rejected(500), 9, 10),
+            Verdict::RetryIn(Duration::from_secs(86400))
+        );
         assert_eq!(p.decide(&rejected(500), 10, 10), Verdict::Exhausted);
         assert_eq!(p.decide(&rejected(500), 0, 0), Verdict::Exhausted);
         assert_eq!(p.decide(&Outcome::Delivered, 0, 0), Verdict::Succeeded);
@@ -242,7 +251,10 @@ mod tests {
         let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
             .unwrap()
             .with_timezone(&chrono::Utc);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now),
             Some(Duration::from_secs(60))

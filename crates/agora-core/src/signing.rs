@@ -107,13 +107,21 @@ pub struct Signatures {
 }
 
 /// Signs one attempt's body with every secret that is currently valid (newest first).
-pub fn sign_all(secrets: &[WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> Signatures {
+pub fn sign_all(
+    secrets: &[WebhookSecret],
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Signatures {
     let standard = secrets
         .iter()
         .map(|s| s.sign_standard(msg_id, timestamp, body))
         .collect::<Vec<_>>()
         .join(" ");
-    let simple = secrets.first().map(|s| s.sign_simple(body)).unwrap_or_default();
+    let simple = secrets
+        .first()
+        .map(|s| s.sign_simple(body))
+        .unwrap_or_default();
     Signatures { standard, simple }
 }
 
@@ -159,7 +167,13 @@ mod tests {
         let old = WebhookSecret::generate();
         let sigs = sign_all(&[new.clone(), old.clone()], "msg_1", 1, b"{}");
         let parts: Vec<_> = sigs.standard.split(' ').collect();
-        assert_eq!(parts, [new.sign_standard("msg_1", 1, b"{}"), old.sign_standard("msg_1", 1, b"{}")]);
+        assert_eq!(
+            parts,
+            [
+                new.sign_standard("msg_1", 1, b"{}"),
+                old.sign_standard("msg_1", 1, b"{}")
+            ]
+        );
         assert_eq!(sigs.simple, new.sign_simple(b"{}"));
     }
 }

@@ -98,7 +98,10 @@ impl TargetPolicy {
 /// Names that always mean this machine or its network, whatever DNS says.
 fn is_local_name(domain: &str) -> bool {
     let d = domain.trim_end_matches('.').to_ascii_lowercase();
-    d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local") || d.ends_with(".internal")
+    d == "localhost"
+        || d.ends_with(".localhost")
+        || d.ends_with(".local")
+        || d.ends_with(".internal")
 }
 
 /// Whether an address is globally routable unicast.
@@ -153,8 +156,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let tail = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     let mapped = s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff;
     let compatible = s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1);
-    let nat64 = (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0])
-        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1);
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1);
     (mapped || compatible || nat64).then(tail)
 }
 
@@ -240,7 +242,10 @@ mod tests {
         ];
         assert!(hostile.len() >= 40);
         for url in hostile {
-            assert!(PRODUCTION.check_url(url).is_err(), "{url} should be refused");
+            assert!(
+                PRODUCTION.check_url(url).is_err(),
+                "{url} should be refused"
+            );
         }
     }
 

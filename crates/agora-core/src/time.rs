@@ -34,7 +34,10 @@ mod tests {
         let s = to_rfc3339(1_732_345_678_123);
         assert_eq!(s, "2024-11-23T07:07:58.123Z");
         assert_eq!(parse_rfc3339(&s), Some(1_732_345_678_123));
-        assert_eq!(parse_rfc3339("2024-11-23T08:07:58.123+01:00"), Some(1_732_345_678_123));
+        assert_eq!(
+            parse_rfc3339("2024-11-23T08:07:58.123+01:00"),
+            Some(1_732_345_678_123)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

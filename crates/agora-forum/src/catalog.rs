@@ -18,9 +18,15 @@ pub const BUILTIN: &[BuiltinEventType] = &[
     t("thread.created", "A thread was started."),
     t("thread.updated", "A thread's title, body or tags changed."),
     t("thread.deleted", "A thread was deleted."),
-    t("thread.pinned", "A thread was pinned to the top of its category."),
+    t(
+        "thread.pinned",
+        "A thread was pinned to the top of its category.",
+    ),
     t("thread.unpinned", "A thread was unpinned."),
-    t("thread.locked", "A thread was locked: it accepts no new posts."),
+    t(
+        "thread.locked",
+        "A thread was locked: it accepts no new posts.",
+    ),
     t("thread.unlocked", "A thread was unlocked."),
     t("thread.moved", "A thread was moved to another category."),
     t("post.created", "A reply was posted in a thread."),
@@ -28,14 +34,26 @@ pub const BUILTIN: &[BuiltinEventType] = &[
     t("post.deleted", "A reply was deleted."),
     t("reaction.added", "Someone reacted to a post (a like)."),
     t("reaction.removed", "Someone took a reaction back."),
-    t("content.flagged_spam", "A thread or post was flagged as spam and left public lists."),
-    t("content.unflagged_spam", "A thread or post was cleared of the spam flag."),
-    t("report.created", "A thread, post or user was reported to the moderators."),
+    t(
+        "content.flagged_spam",
+        "A thread or post was flagged as spam and left public lists.",
+    ),
+    t(
+        "content.unflagged_spam",
+        "A thread or post was cleared of the spam flag.",
+    ),
+    t(
+        "report.created",
+        "A thread, post or user was reported to the moderators.",
+    ),
     t("report.resolved", "A moderator resolved a report."),
     t("user.registered", "A user registered."),
     t("user.updated", "A user's profile changed."),
     t("user.deleted", "A user account was deleted."),
-    t("user.online", "A user came online (first presence heartbeat)."),
+    t(
+        "user.online",
+        "A user came online (first presence heartbeat).",
+    ),
     t("user.offline", "A user went offline (heartbeats stopped)."),
     t("user.followed", "A user followed another user."),
     t("user.unfollowed", "A user stopped following another user."),
@@ -50,8 +68,14 @@ pub const BUILTIN: &[BuiltinEventType] = &[
     t("tag.created", "A tag was created."),
     t("tag.updated", "A tag was renamed or changed."),
     t("tag.deleted", "A tag was deleted."),
-    t("webhook.test", "A test delivery asked for with POST /v1/webhooks/{id}/test."),
-    t("webhook.disabled", "A webhook was disabled by the system (410 Gone, or failing for days)."),
+    t(
+        "webhook.test",
+        "A test delivery asked for with POST /v1/webhooks/{id}/test.",
+    ),
+    t(
+        "webhook.disabled",
+        "A webhook was disabled by the system (410 Gone, or failing for days).",
+    ),
 ];
 
 /// Whether `name` is a built-in event type.
@@ -89,7 +113,11 @@ mod tests {
     #[test]
     fn every_builtin_name_is_a_valid_event_type() {
         for t in BUILTIN {
-            assert!(agora_core::event::EventType::parse(t.name).is_ok(), "{}", t.name);
+            assert!(
+                agora_core::event::EventType::parse(t.name).is_ok(),
+                "{}",
+                t.name
+            );
         }
         assert!(is_builtin("thread.moved"));
         assert!(is_builtin_resource("reaction"));

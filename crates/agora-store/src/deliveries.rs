@@ -13,7 +13,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use agora_core::dispatcher::{AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError};
+use agora_core::dispatcher::{
+    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError,
+};
 use agora_core::format::Format;
 use agora_core::ids::{new_id, ATTEMPT};
 use agora_core::signing::WebhookSecret;
@@ -132,7 +134,11 @@ impl Store {
         for s in statuses {
             q = q.bind(*s);
         }
-        q.fetch_all(&self.read).await?.iter().map(delivery_from_row).collect()
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
     }
 
     /// One delivery and its attempts, oldest attempt first.
@@ -189,7 +195,9 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             self.delivery(id).await?;
-            return Err(StoreError::Conflict("the delivery is being attempted right now".into()));
+            return Err(StoreError::Conflict(
+                "the delivery is being attempted right now".into(),
+            ));
         }
         self.waker.wake();
         Ok(())
@@ -290,7 +298,10 @@ impl DeliveryQueue for Store {
         let skip = if request.skip_webhooks.is_empty() {
             String::new()
         } else {
-            format!("AND webhook_id NOT IN ({})", placeholders(5, request.skip_webhooks.len()))
+            format!(
+                "AND webhook_id NOT IN ({})",
+                placeholders(5, request.skip_webhooks.len())
+            )
         };
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -347,8 +358,10 @@ impl DeliveryQueue for Store {
             .map_err(StoreError::from)?;
         }
         update_webhook_health(&mut tx, &attempts).await?;
-        let disabled: Vec<&AttemptRecord> =
-            attempts.iter().filter(|a| a.next == NextState::DisableWebhook).collect();
+        let disabled: Vec<&AttemptRecord> = attempts
+            .iter()
+            .filter(|a| a.next == NextState::DisableWebhook)
+            .collect();
         for a in disabled {
             disable_webhook(&mut tx, &a.webhook_id, "the endpoint answered 410 Gone").await?;
         }
@@ -357,12 +370,14 @@ impl DeliveryQueue for Store {
     }
 
     async fn renew_leases(&self, node: &str, until: i64) -> Result<(), QueueError> {
-        sqlx::query("UPDATE deliveries SET due_at = $1 WHERE lease_owner = $2 AND status = 'in_flight'")
-            .bind(until)
-            .bind(node)
-            .execute(&self.write)
-            .await
-            .map_err(StoreError::from)?;
+        sqlx::query(
+            "UPDATE deliveries SET due_at = $1 WHERE lease_owner = $2 AND status = 'in_flight'",
+        )
+        .bind(until)
+        .bind(node)
+        .execute(&self.write)
+        .await
+        .map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -449,7 +464,11 @@ async fn update_webhook_health(tx: &mut Tx, attempts: &[AttemptRecord]) -> Resul
 }
 
 /// Disables a webhook for a reason the system found, closing its queued deliveries.
-pub(crate) async fn disable_webhook(tx: &mut Tx, webhook_id: &str, reason: &str) -> Result<(), StoreError> {
+pub(crate) async fn disable_webhook(
+    tx: &mut Tx,
+    webhook_id: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE webhooks SET status = 'inactive', disabled_reason = $1, updated_at = $2 \
          WHERE id = $3 AND status = 'active'",

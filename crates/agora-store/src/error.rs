@@ -37,7 +37,9 @@ impl From<sqlx::Error> for StoreError {
                     || code.starts_with("53")
                     || code.starts_with("57")
                     || (code.len() > 2
-                        && code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)));
+                        && code
+                            .parse::<u32>()
+                            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)));
                 if transient {
                     Self::Unavailable(db.message().to_owned())
                 } else {

@@ -27,8 +27,7 @@ impl Routing {
                 .category_id
                 .as_ref()
                 .is_some_and(|c| filter.category_ids.contains(c));
-        let tags_ok =
-            filter.tags.is_empty() || self.tags.iter().any(|t| filter.tags.contains(t));
+        let tags_ok = filter.tags.is_empty() || self.tags.iter().any(|t| filter.tags.contains(t));
         category_ok && tags_ok
     }
 }
@@ -49,7 +48,11 @@ fn wants(webhook: &Webhook, event_type: &EventType, routing: Option<&Routing>) -
 
 /// Records `event` and queues it for every active webhook that wants it. Returns how many
 /// deliveries were queued.
-pub async fn publish(tx: &mut Tx, event: &Event, routing: Option<&Routing>) -> Result<usize, StoreError> {
+pub async fn publish(
+    tx: &mut Tx,
+    event: &Event,
+    routing: Option<&Routing>,
+) -> Result<usize, StoreError> {
     insert_event(tx, event).await?;
     let targets: Vec<String> = Store::active_webhooks(tx)
         .await?

@@ -203,7 +203,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Webhook>, StoreError> {
         let sql = |owner_clause: &str| {
-            format!("SELECT {COLUMNS} FROM webhooks WHERE {owner_clause} id > $1 ORDER BY id LIMIT $2")
+            format!(
+                "SELECT {COLUMNS} FROM webhooks WHERE {owner_clause} id > $1 ORDER BY id LIMIT $2"
+            )
         };
         let rows = match owner {
             Owner::Anyone => {
@@ -303,7 +305,11 @@ impl Store {
 }
 
 /// Closes a webhook's queued (not in-flight) deliveries as exhausted.
-pub(crate) async fn close_queued(tx: &mut Tx, webhook_id: &str, why: &str) -> Result<(), StoreError> {
+pub(crate) async fn close_queued(
+    tx: &mut Tx,
+    webhook_id: &str,
+    why: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE deliveries SET status = 'exhausted', due_at = NULL, last_error = $1, updated_at = $2 \
          WHERE webhook_id = $3 AND status IN ('pending', 'failed')",
@@ -334,7 +340,11 @@ fn bind_all<'q>(
         .bind(w.timeout_ms)
         .bind(w.status.clone())
         .bind(w.disabled_reason.clone())
-        .bind(w.filter.as_ref().map(|f| serde_json::to_string(f).expect("filter serializes")))
+        .bind(
+            w.filter
+                .as_ref()
+                .map(|f| serde_json::to_string(f).expect("filter serializes")),
+        )
         .bind(w.format.clone())
         .bind(w.created_at)
         .bind(w.updated_at)

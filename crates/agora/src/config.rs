@@ -56,7 +56,11 @@ pub struct Config {
     pub allow_private_targets: bool,
 
     /// Delays before retry 1, 2, …
-    #[arg(long, env = "AGORA_RETRY_SCHEDULE", default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h")]
+    #[arg(
+        long,
+        env = "AGORA_RETRY_SCHEDULE",
+        default_value = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h"
+    )]
     pub retry_schedule: RetrySchedule,
 
     /// Jitter applied to each retry delay, as a fraction (0.2 = ±20 %).
@@ -113,7 +117,10 @@ impl Config {
             Some(url) => Ok(url.clone()),
             None => {
                 std::fs::create_dir_all(&self.data_dir).map_err(|e| {
-                    anyhow::anyhow!("cannot create data directory {}: {e}", self.data_dir.display())
+                    anyhow::anyhow!(
+                        "cannot create data directory {}: {e}",
+                        self.data_dir.display()
+                    )
                 })?;
                 Ok(agora_store::Store::sqlite_url(&self.data_dir))
             }

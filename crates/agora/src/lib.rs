@@ -73,7 +73,10 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             .await
             .context("failed to release leases left by the previous run")?;
         if released > 0 {
-            tracing::info!(deliveries = released, "re-queued deliveries left in flight by the previous run");
+            tracing::info!(
+                deliveries = released,
+                "re-queued deliveries left in flight by the previous run"
+            );
         }
     }
     let bootstrap_admin_key = bootstrap_admin_key(&store, &config).await?;

@@ -8,7 +8,11 @@ use agora::config::LogFormat;
 use agora::Config;
 
 #[derive(Parser)]
-#[command(name = "agora", version, about = "A headless community forum server with reliable webhooks")]
+#[command(
+    name = "agora",
+    version,
+    about = "A headless community forum server with reliable webhooks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,25 +55,32 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(config) => {
             init_logging(config.log_format);
-            let store = agora_store::Store::open(&config.database_url()?, Default::default()).await?;
+            let store =
+                agora_store::Store::open(&config.database_url()?, Default::default()).await?;
             store.close().await;
             println!("database is up to date");
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Create {
-                name,
-                abilities,
-                config,
-            },
+            command:
+                KeysCommand::Create {
+                    name,
+                    abilities,
+                    config,
+                },
         } => {
             agora_api::check_abilities(&abilities).map_err(anyhow::Error::msg)?;
-            let store = agora_store::Store::open(&config.database_url()?, Default::default()).await?;
+            let store =
+                agora_store::Store::open(&config.database_url()?, Default::default()).await?;
             let value = agora_store::keys::generate_value();
             let key = store.create_key(&name, &abilities, &value).await?;
             store.close().await;
             println!("{value}");
-            eprintln!("created {} with abilities {}; the key is shown only this once", key.id, abilities.join(","));
+            eprintln!(
+                "created {} with abilities {}; the key is shown only this once",
+                key.id,
+                abilities.join(",")
+            );
             Ok(())
         }
         Command::Version => {
@@ -86,7 +97,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let running = agora::start(config, listener).await?;
     if let Some(key) = &running.bootstrap_admin_key {
-        println!("admin API key (shown once, also written to the data directory as admin.key): {key}");
+        println!(
+            "admin API key (shown once, also written to the data directory as admin.key): {key}"
+        );
     }
     let token = running.shutdown_token();
     tokio::spawn(async move {

@@ -63,7 +63,9 @@ async fn list(
         .store
         .list_deliveries(&webhook.id, &filter, q.cursor.as_deref(), limit)
         .await?;
-    Ok(axum::Json(Page::new(items, limit, |d: &Delivery| d.id.clone())))
+    Ok(axum::Json(Page::new(items, limit, |d: &Delivery| {
+        d.id.clone()
+    })))
 }
 
 /// Loads a delivery whose webhook the caller may see.

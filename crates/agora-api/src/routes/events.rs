@@ -23,7 +23,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/events", post(publish))
 }
 
-async fn list_types(State(state): State<AppState>, _caller: Caller) -> ApiResult<impl IntoResponse> {
+async fn list_types(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<impl IntoResponse> {
     let mut data: Vec<Value> = BUILTIN
         .iter()
         .map(|t| {
@@ -62,20 +65,30 @@ async fn register_type(
     Json(input): Json<NewType>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require("events:write")?;
-    let name = EventType::parse(&input.name).map_err(|e| ApiError::invalid("invalid_event", e.to_string()))?;
+    let name = EventType::parse(&input.name)
+        .map_err(|e| ApiError::invalid("invalid_event", e.to_string()))?;
     if is_builtin_resource(name.resource()) {
         return Err(ApiError::invalid(
             "reserved_event",
-            format!("`{}.*` events are built in; choose another resource name", name.resource()),
+            format!(
+                "`{}.*` events are built in; choose another resource name",
+                name.resource()
+            ),
         ));
     }
     let description = input.description.unwrap_or_default();
     if description.chars().count() > 2000 {
-        return Err(ApiError::invalid("invalid_body", "description must be at most 2000 characters"));
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "description must be at most 2000 characters",
+        ));
     }
     if let Some(schema) = &input.schema {
         if !schema.is_object() && !schema.is_boolean() {
-            return Err(ApiError::invalid("invalid_schema", "schema must be a JSON Schema object"));
+            return Err(ApiError::invalid(
+                "invalid_schema",
+                "schema must be a JSON Schema object",
+            ));
         }
     }
     let t = CustomEventType {
@@ -94,7 +107,9 @@ async fn register_type(
     }
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"name": t.name, "description": t.description, "builtin": false, "schema": t.schema})),
+        axum::Json(
+            json!({"name": t.name, "description": t.description, "builtin": false, "schema": t.schema}),
+        ),
     ))
 }
 

@@ -73,13 +73,21 @@ async fn create(
     caller.require("admin")?;
     check_abilities(&input.abilities).map_err(|m| ApiError::invalid("invalid_abilities", m))?;
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
-        return Err(ApiError::invalid("invalid_body", "name must be 1 to 200 characters"));
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "name must be 1 to 200 characters",
+        ));
     }
     let value = generate_value();
-    let key = state.store.create_key(&input.name, &input.abilities, &value).await?;
+    let key = state
+        .store
+        .create_key(&input.name, &input.abilities, &value)
+        .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"id": key.id, "name": key.name, "abilities": key.abilities, "key": value})),
+        axum::Json(
+            json!({"id": key.id, "name": key.name, "abilities": key.abilities, "key": value}),
+        ),
     ))
 }
 

@@ -200,11 +200,13 @@ async fn test(
     let input: TestInput = if body.iter().all(u8::is_ascii_whitespace) {
         TestInput::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
     };
     let sample = match input.event {
         Some(name) => {
-            let t = EventType::parse(&name).map_err(|e| ApiError::invalid("invalid_event", e.to_string()))?;
+            let t = EventType::parse(&name)
+                .map_err(|e| ApiError::invalid("invalid_event", e.to_string()))?;
             check_known(&state, &EventPattern::Exact(t.clone())).await?;
             Some(t)
         }
@@ -220,15 +222,11 @@ async fn test(
     );
     let mut tx = state.store.begin().await?;
     let lease_until = now_ms() + state.lease.as_millis() as i64;
-    let delivery_id = agora_store::outbox::publish_leased(
-        &mut tx,
-        &event,
-        &w.id,
-        (&state.node_id, lease_until),
-    )
-    .await?;
+    let delivery_id =
+        agora_store::outbox::publish_leased(&mut tx, &event, &w.id, (&state.node_id, lease_until))
+            .await?;
     state.store.commit(tx).await?;
-    let mut claimed = state.store.load_claimed(&[delivery_id.clone()]).await?;
+    let mut claimed = state.store.load_claimed(std::slice::from_ref(&delivery_id)).await?;
     let mut delivery = claimed
         .pop()
         .ok_or_else(|| ApiError::internal("test delivery vanished after commit"))?;
@@ -296,7 +294,10 @@ async fn recover(
         ));
     }
     let recovered = state.store.recover(&w.id, since).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "recovered": recovered }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "recovered": recovered })),
+    ))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -330,7 +331,8 @@ async fn apply(
         None => {}
     }
     if let Some(secret) = input.secret {
-        WebhookSecret::parse(&secret).map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))?;
+        WebhookSecret::parse(&secret)
+            .map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))?;
         w.secret = secret;
     }
     if full || input.name.is_some() {
@@ -344,19 +346,28 @@ async fn apply(
     }
     if let Some(n) = input.retry_count.or(full.then_some(10)) {
         if !(0..=10).contains(&n) {
-            return Err(ApiError::invalid("invalid_retry_count", "retry_count must be between 0 and 10"));
+            return Err(ApiError::invalid(
+                "invalid_retry_count",
+                "retry_count must be between 0 and 10",
+            ));
         }
         w.retry_count = n;
     }
     if let Some(ms) = input.timeout_ms.or(full.then_some(5_000)) {
         if !(1_000..=30_000).contains(&ms) {
-            return Err(ApiError::invalid("invalid_timeout", "timeout_ms must be between 1000 and 30000"));
+            return Err(ApiError::invalid(
+                "invalid_timeout",
+                "timeout_ms must be between 1000 and 30000",
+            ));
         }
         w.timeout_ms = ms;
     }
     if let Some(status) = input.status.or(full.then(|| "active".to_owned())) {
         if status != "active" && status != "inactive" {
-            return Err(ApiError::invalid("invalid_status", "status must be `active` or `inactive`"));
+            return Err(ApiError::invalid(
+                "invalid_status",
+                "status must be `active` or `inactive`",
+            ));
         }
         if status == "active" {
             w.disabled_reason = None;
@@ -367,8 +378,12 @@ async fn apply(
         w.filter = check_filter(input.filter)?;
     }
     if let Some(format) = input.format.or(full.then(|| "json".to_owned())) {
-        Format::parse(&format)
-            .ok_or_else(|| ApiError::invalid("invalid_format", "format must be `json`, `slack` or `discord`"))?;
+        Format::parse(&format).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_format",
+                "format must be `json`, `slack` or `discord`",
+            )
+        })?;
         w.format = format;
     }
     Ok(())
@@ -381,28 +396,37 @@ async fn check_url(state: &AppState, raw: &str) -> ApiResult<String> {
     let url = state.targets.check_url(raw).map_err(invalid)?;
     if let (Some(url::Host::Domain(host)), false) = (url.host(), state.targets.allow_private) {
         let port = url.port_or_known_default().unwrap_or(443);
-        match state.targets.resolve(host, port).await {
-            Err(TargetError::PrivateAddress) => return Err(invalid(TargetError::PrivateAddress)),
-            // A name that does not resolve today may tomorrow; it is checked when connecting.
-            Err(_) | Ok(_) => {}
+        // A name that does not resolve today may tomorrow: it is checked again when connecting.
+        if let Err(TargetError::PrivateAddress) = state.targets.resolve(host, port).await {
+            return Err(invalid(TargetError::PrivateAddress));
         }
     }
     Ok(url.to_string())
 }
 
-async fn check_events(state: &AppState, caller: &Caller, events: Vec<String>) -> ApiResult<Vec<String>> {
+async fn check_events(
+    state: &AppState,
+    caller: &Caller,
+    events: Vec<String>,
+) -> ApiResult<Vec<String>> {
     if events.is_empty() || events.len() > 100 {
-        return Err(ApiError::invalid("invalid_events", "events must list 1 to 100 event names"));
+        return Err(ApiError::invalid(
+            "invalid_events",
+            "events must list 1 to 100 event names",
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(events.len());
     for raw in events {
-        let pattern = EventPattern::parse(&raw).map_err(|e| ApiError::invalid("invalid_events", e.to_string()))?;
+        let pattern = EventPattern::parse(&raw)
+            .map_err(|e| ApiError::invalid("invalid_events", e.to_string()))?;
         check_known(state, &pattern).await?;
         match pattern.resource() {
             Some(resource) => caller.require(agora_forum::catalog::read_ability(resource))?,
             None => {
                 if !caller.is_admin() {
-                    return Err(ApiError::forbidden("subscribing to `*` needs the `admin` ability"));
+                    return Err(ApiError::forbidden(
+                        "subscribing to `*` needs the `admin` ability",
+                    ));
                 }
             }
         }
@@ -455,11 +479,17 @@ fn check_text(field: &str, value: Option<String>, max: usize) -> ApiResult<Optio
 
 fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     if headers.len() > 20 {
-        return Err(ApiError::invalid("invalid_header", "at most 20 custom headers"));
+        return Err(ApiError::invalid(
+            "invalid_header",
+            "at most 20 custom headers",
+        ));
     }
     for (name, value) in &headers {
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ApiError::invalid("invalid_header", format!("{name:?} is not a valid header name")));
+            return Err(ApiError::invalid(
+                "invalid_header",
+                format!("{name:?} is not a valid header name"),
+            ));
         }
         if agora_core::dispatcher::sender::is_reserved_header(name) {
             return Err(ApiError::invalid(
@@ -468,7 +498,10 @@ fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String
             ));
         }
         if value.len() > 4096 || axum::http::HeaderValue::from_str(value).is_err() {
-            return Err(ApiError::invalid("invalid_header", format!("the value of {name:?} is not a valid header value")));
+            return Err(ApiError::invalid(
+                "invalid_header",
+                format!("the value of {name:?} is not a valid header value"),
+            ));
         }
     }
     Ok(headers)

@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::limiter::Limiter;
-pub use self::queue::{AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError};
+pub use self::queue::{
+    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError,
+};
 pub use self::sender::{Sender, SenderConfig};
 use crate::time::now_ms;
 
@@ -109,7 +111,11 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             limiter.clone(),
             self.waker.clone(),
         ));
-        let renewer = tokio::spawn(renew_loop(self.queue.clone(), self.config.clone(), shutdown.clone()));
+        let renewer = tokio::spawn(renew_loop(
+            self.queue.clone(),
+            self.config.clone(),
+            shutdown.clone(),
+        ));
 
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
@@ -206,7 +212,11 @@ async fn record_loop<Q: DeliveryQueue>(
 }
 
 /// Keeps this node's leases alive while it holds work.
-async fn renew_loop<Q: DeliveryQueue>(queue: Arc<Q>, config: DispatcherConfig, shutdown: CancellationToken) {
+async fn renew_loop<Q: DeliveryQueue>(
+    queue: Arc<Q>,
+    config: DispatcherConfig,
+    shutdown: CancellationToken,
+) {
     let every = config.lease / 3;
     loop {
         tokio::select! {

@@ -99,14 +99,18 @@ impl Sender {
         headers.extend(delivery.headers.iter().cloned());
 
         let clock = Instant::now();
-        let sent = tokio::time::timeout(delivery.timeout, self.send(delivery, &headers, body)).await;
+        let sent =
+            tokio::time::timeout(delivery.timeout, self.send(delivery, &headers, body)).await;
         let duration_ms = clock.elapsed().as_millis() as i64;
         let (outcome, response_status, response_body, error) = match sent {
             Err(_) => (
                 Outcome::TimedOut,
                 None,
                 None,
-                Some(format!("timed out after {} ms", delivery.timeout.as_millis())),
+                Some(format!(
+                    "timed out after {} ms",
+                    delivery.timeout.as_millis()
+                )),
             ),
             Ok(Err(e)) => {
                 let outcome = if e.is_timeout() {
@@ -194,7 +198,11 @@ impl Sender {
                 _ => break,
             }
         }
-        Ok((status, retry_after, String::from_utf8_lossy(&excerpt).into_owned()))
+        Ok((
+            status,
+            retry_after,
+            String::from_utf8_lossy(&excerpt).into_owned(),
+        ))
     }
 }
 
@@ -224,9 +232,18 @@ fn redact(mut headers: Vec<(String, String)>, custom: usize) -> Vec<(String, Str
     let first_custom = headers.len() - custom;
     for (name, value) in &mut headers[first_custom..] {
         let lower = name.to_ascii_lowercase();
-        if ["auth", "token", "secret", "key", "cookie", "password", "signature", "session"]
-            .iter()
-            .any(|word| lower.contains(word))
+        if [
+            "auth",
+            "token",
+            "secret",
+            "key",
+            "cookie",
+            "password",
+            "signature",
+            "session",
+        ]
+        .iter()
+        .any(|word| lower.contains(word))
         {
             *value = "[redacted]".into();
         }
