@@ -26,6 +26,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub key: String,
     pub data_dir: PathBuf,
+    /// The config the server was started with, reused by restarts.
+    pub config: Config,
     running: Option<agora::Running>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -52,21 +54,45 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path().to_path_buf());
+    if std::env::var("AGORA_TEST_DATABASE").as_deref() == Ok("postgres") {
+        config.database_url = Some(postgres_schema().await);
+    }
     adjust(&mut config);
     let mut app = start(config).await;
     app._dir = Some(dir);
     app
 }
 
+/// The PostgreSQL URL of `AGORA_TEST_POSTGRES_URL`, if set.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("AGORA_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A fresh, empty schema in the test PostgreSQL database, as a URL whose connections use it:
+/// every test gets its own, so tests run in parallel without seeing each other.
+pub async fn postgres_schema() -> String {
+    use sqlx::Connection;
+    let base = postgres_url().expect("AGORA_TEST_DATABASE=postgres needs AGORA_TEST_POSTGRES_URL");
+    let schema = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
+}
+
 async fn start(config: Config) -> TestApp {
     let data_dir = config.data_dir.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = agora::start(config, listener).await.expect("server starts");
+    let running = agora::start(config.clone(), listener).await.expect("server starts");
     TestApp {
         addr: running.addr,
         client: reqwest::Client::new(),
         key: ADMIN_KEY.to_owned(),
         data_dir,
+        config,
         running: Some(running),
         _dir: None,
     }
@@ -181,10 +207,10 @@ impl TestApp {
         }
     }
 
-    /// Starts a new server on the same data directory (and a new port).
+    /// Starts a new server on the same database (and a new port).
     pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
         self.stop().await;
-        let mut config = test_config(self.data_dir.clone());
+        let mut config = self.config.clone();
         adjust(&mut config);
         let fresh = start(config).await;
         self.addr = fresh.addr;
