@@ -16,6 +16,7 @@ use std::time::Duration;
 use agora_core::dispatcher::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError,
 };
+use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
 use agora_core::ids::{new_id, ATTEMPT};
 use agora_core::signing::WebhookSecret;
@@ -335,12 +336,20 @@ impl DeliveryQueue for Store {
     async fn record(&self, attempts: Vec<AttemptRecord>) -> Result<(), QueueError> {
         let mut tx = self.begin().await?;
         let now = now_ms();
-        for a in &attempts {
+        let (deferred, attempted): (Vec<_>, Vec<_>) = attempts
+            .into_iter()
+            .partition(|a| matches!(a.next, NextState::Deferred(_)));
+        for a in &deferred {
+            put_back(&mut tx, a).await?;
+        }
+        for a in &attempted {
             insert_attempt(&mut tx, a).await?;
             let (status, due_at) = match a.next {
                 NextState::Succeeded => ("succeeded", None),
                 NextState::RetryAt(at) => ("failed", Some(at)),
-                NextState::Exhausted | NextState::DisableWebhook => ("exhausted", None),
+                NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => {
+                    ("exhausted", None)
+                }
             };
             sqlx::query(
                 "UPDATE deliveries SET status = $1, due_at = $2, lease_owner = NULL, last_status_code = $3, \
@@ -357,14 +366,14 @@ impl DeliveryQueue for Store {
             .await
             .map_err(StoreError::from)?;
         }
-        update_webhook_health(&mut tx, &attempts).await?;
-        let disabled: Vec<&AttemptRecord> = attempts
+        update_webhook_health(&mut tx, &attempted).await?;
+        for a in attempted
             .iter()
             .filter(|a| a.next == NextState::DisableWebhook)
-            .collect();
-        for a in disabled {
+        {
             disable_webhook(&mut tx, &a.webhook_id, "the endpoint answered 410 Gone").await?;
         }
+        self.auto_disable(&mut tx, &attempted).await?;
         self.commit(tx).await?;
         Ok(())
     }
@@ -395,6 +404,25 @@ impl DeliveryQueue for Store {
         .map_err(StoreError::from)?;
         Ok(())
     }
+}
+
+/// Puts a deferred delivery back as it was before the claim: not attempted, due at the time
+/// the breaker gave.
+async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
+    let NextState::Deferred(until) = a.next else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE deliveries SET attempts = attempts - 1, \
+         status = CASE WHEN attempts - 1 = 0 THEN 'pending' ELSE 'failed' END, \
+         due_at = $1, lease_owner = NULL WHERE id = $2 AND attempts = $3 AND status = 'in_flight'",
+    )
+    .bind(until)
+    .bind(a.delivery_id.clone())
+    .bind(i64::from(a.attempt))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_attempt(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
@@ -463,7 +491,67 @@ async fn update_webhook_health(tx: &mut Tx, attempts: &[AttemptRecord]) -> Resul
     Ok(())
 }
 
-/// Disables a webhook for a reason the system found, closing its queued deliveries.
+impl Store {
+    /// Disables the webhooks of this batch that failed `auto_disable_failures` times in a row
+    /// with no success for `auto_disable_after` (counted from creation if they never
+    /// succeeded). The conditional update makes this safe to run on every node at once.
+    async fn auto_disable(
+        &self,
+        tx: &mut Tx,
+        attempts: &[AttemptRecord],
+    ) -> Result<(), StoreError> {
+        let mut failing: Vec<&str> = attempts
+            .iter()
+            .filter(|a| a.next != NextState::Succeeded)
+            .map(|a| a.webhook_id.as_str())
+            .collect();
+        failing.sort_unstable();
+        failing.dedup();
+        if failing.is_empty() {
+            return Ok(());
+        }
+        let quiet_since = now_ms() - self.options.auto_disable_after.as_millis() as i64;
+        let sql = format!(
+            "SELECT id FROM webhooks WHERE status = 'active' AND failure_streak >= $1 \
+             AND COALESCE(last_success_at, created_at) <= $2 AND id IN ({})",
+            placeholders(3, failing.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(self.options.auto_disable_failures)
+            .bind(quiet_since);
+        for id in &failing {
+            q = q.bind(id.to_string());
+        }
+        let ids: Vec<String> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        for id in ids {
+            let reason = format!(
+                "no successful delivery for {} and {} or more failed attempts in a row",
+                humanize(self.options.auto_disable_after),
+                self.options.auto_disable_failures
+            );
+            disable_webhook(tx, &id, &reason).await?;
+        }
+        Ok(())
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// Disables a webhook for a reason the system found: closes its queued deliveries and emits
+/// `webhook.disabled` to the webhooks subscribed to it, in the caller's transaction. Does
+/// nothing if the webhook is already inactive, so concurrent callers emit one event.
 pub(crate) async fn disable_webhook(
     tx: &mut Tx,
     webhook_id: &str,
@@ -478,8 +566,15 @@ pub(crate) async fn disable_webhook(
     .bind(webhook_id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() > 0 {
-        close_queued(tx, webhook_id, "webhook was disabled").await?;
+    if done.rows_affected() == 0 {
+        return Ok(());
     }
+    close_queued(tx, webhook_id, "webhook was disabled").await?;
+    let webhook = Store::webhook_in(tx, webhook_id).await?;
+    let event = Event::new(
+        EventType::parse("webhook.disabled").expect("a valid name"),
+        serde_json::to_value(webhook.view()).expect("webhooks serialize"),
+    );
+    crate::outbox::publish(tx, &event, None).await?;
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod deliveries;
 mod error;
 pub mod keys;
 pub mod outbox;
+pub mod retention;
 pub mod webhooks;
 
 use std::path::Path;
@@ -44,6 +45,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// Settings of the store that come from configuration.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// SQLite: how long a write waits for a lock before failing as unavailable.
+    pub busy_timeout: Duration,
+    /// Auto-disable: failed attempts in a row, with no success for `auto_disable_after`.
+    pub auto_disable_failures: i64,
+    /// Auto-disable: how long without a success.
+    pub auto_disable_after: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            auto_disable_failures: 50,
+            auto_disable_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
 /// The database of one Agora node.
 #[derive(Clone)]
 pub struct Store {
@@ -55,13 +77,14 @@ pub struct Store {
     backend: Backend,
     /// Woken after every commit that queued deliveries.
     waker: Waker,
+    options: StoreOptions,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
     ///
     /// `url` is `sqlite://path` or `postgres://…`.
-    pub async fn open(url: &str, waker: Waker) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, waker: Waker, options: StoreOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -72,30 +95,32 @@ impl Store {
                 "database URL must start with sqlite: or postgres:".into(),
             ));
         };
-        let options = AnyConnectOptions::from_str(url)
+        let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
         let store = match backend {
             Backend::Sqlite => {
-                let write = sqlite_pool(options.clone(), 1).await?;
-                let read = sqlite_pool(options, 8).await?;
+                let write = sqlite_pool(connect.clone(), 1, options.busy_timeout).await?;
+                let read = sqlite_pool(connect, 8, options.busy_timeout).await?;
                 Self {
                     write,
                     read,
                     backend,
                     waker,
+                    options,
                 }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(32)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
+                    .connect_with(connect)
                     .await?;
                 Self {
                     write: pool.clone(),
                     read: pool,
                     backend,
                     waker,
+                    options,
                 }
             }
         };
@@ -148,18 +173,23 @@ impl Store {
     }
 }
 
-async fn sqlite_pool(options: AnyConnectOptions, size: u32) -> Result<AnyPool, StoreError> {
+async fn sqlite_pool(
+    options: AnyConnectOptions,
+    size: u32,
+    busy_timeout: Duration,
+) -> Result<AnyPool, StoreError> {
     Ok(AnyPoolOptions::new()
         .max_connections(size)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; FULL makes every commit durable
                 // (fsync) before the API acknowledges it.
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = FULL").await?;
-                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                let busy = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
+                conn.execute(busy.as_str()).await?;
                 Ok(())
             })
         })

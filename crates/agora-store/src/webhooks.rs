@@ -292,6 +292,13 @@ impl Store {
         Ok(())
     }
 
+    /// One webhook, read inside a transaction.
+    pub(crate) async fn webhook_in(tx: &mut Tx, id: &str) -> Result<Webhook, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_one(&mut **tx).await?;
+        from_row(&row)
+    }
+
     /// Active webhooks, for matching events to subscriptions.
     pub(crate) async fn active_webhooks(tx: &mut Tx) -> Result<Vec<Webhook>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE status = 'active'");

@@ -88,6 +88,35 @@ pub struct Config {
     #[arg(long, env = "AGORA_LEASE", default_value = "60s")]
     pub lease: HumanDuration,
 
+    /// Consecutive endpoint failures (no answer, timeout, 429, 5xx) that open a webhook's
+    /// circuit breaker.
+    #[arg(long, env = "AGORA_BREAKER_THRESHOLD", default_value = "5")]
+    pub breaker_threshold: u32,
+
+    /// How long an open circuit breaker waits before one probe request.
+    #[arg(long, env = "AGORA_BREAKER_COOLDOWN", default_value = "10s")]
+    pub breaker_cooldown: HumanDuration,
+
+    /// Auto-disable a webhook after this many failed attempts in a row…
+    #[arg(long, env = "AGORA_AUTO_DISABLE_FAILURES", default_value = "50")]
+    pub auto_disable_failures: i64,
+
+    /// …with no success for this long.
+    #[arg(long, env = "AGORA_AUTO_DISABLE_AFTER", default_value = "5d")]
+    pub auto_disable_after: HumanDuration,
+
+    /// Finished deliveries, attempts and events older than this are pruned.
+    #[arg(long, env = "AGORA_RETENTION", default_value = "30d")]
+    pub retention: HumanDuration,
+
+    /// How often pruning runs.
+    #[arg(long, env = "AGORA_RETENTION_INTERVAL", default_value = "10m")]
+    pub retention_interval: HumanDuration,
+
+    /// SQLite: how long a write waits for a lock before answering 503 `storage_unavailable`.
+    #[arg(long, env = "AGORA_SQLITE_BUSY_TIMEOUT", default_value = "5s")]
+    pub sqlite_busy_timeout: HumanDuration,
+
     /// `text` or `json`.
     #[arg(long, env = "AGORA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -142,6 +171,15 @@ impl Config {
     pub fn target_policy(&self) -> TargetPolicy {
         TargetPolicy {
             allow_private: self.allow_private_targets,
+        }
+    }
+
+    /// The store's settings.
+    pub fn store_options(&self) -> agora_store::StoreOptions {
+        agora_store::StoreOptions {
+            busy_timeout: self.sqlite_busy_timeout.0,
+            auto_disable_failures: self.auto_disable_failures.max(1),
+            auto_disable_after: self.auto_disable_after.0,
         }
     }
 

@@ -8,6 +8,7 @@
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
 pub mod config;
+mod maintenance;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +18,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use agora_api::AppState;
 use agora_core::dispatcher::{Dispatcher, DispatcherConfig, Sender, SenderConfig, Waker};
@@ -33,6 +35,8 @@ pub struct Running {
     shutdown: CancellationToken,
     api: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
+    /// Timers: retention (and the forum's presence sweep).
+    background: TaskTracker,
     store: Store,
 }
 
@@ -48,6 +52,7 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.api.await.context("API task panicked")??;
         self.dispatcher.await.context("dispatcher task panicked")?;
+        self.background.wait().await;
         self.store.close().await;
         Ok(())
     }
@@ -62,7 +67,7 @@ impl Running {
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
     let url = config.database_url()?;
     let waker = Waker::default();
-    let store = Store::open(&url, waker.clone())
+    let store = Store::open(&url, waker.clone(), config.store_options())
         .await
         .context("failed to open the database")?;
     if store.backend() == Backend::Sqlite {
@@ -91,6 +96,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
         poll_interval: config.poll_interval.0,
         lease: config.lease.0,
+        breaker_threshold: config.breaker_threshold,
+        breaker_cooldown: config.breaker_cooldown.0,
         ..DispatcherConfig::default()
     };
     let state = AppState {
@@ -105,6 +112,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker);
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let background = TaskTracker::new();
+    background.spawn(maintenance::prune_forever(
+        store.clone(),
+        config.retention.0,
+        config.retention_interval.0,
+        shutdown.clone(),
+    ));
+    background.close();
     let addr = listener.local_addr().context("listener has no address")?;
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(agora_api::serve(listener, state, async move {
@@ -117,6 +132,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         shutdown,
         api,
         dispatcher,
+        background,
         store,
     })
 }

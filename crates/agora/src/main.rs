@@ -55,8 +55,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(config) => {
             init_logging(config.log_format);
-            let store =
-                agora_store::Store::open(&config.database_url()?, Default::default()).await?;
+            let store = agora_store::Store::open(
+                &config.database_url()?,
+                Default::default(),
+                config.store_options(),
+            )
+            .await?;
             store.close().await;
             println!("database is up to date");
             Ok(())
@@ -70,8 +74,12 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             agora_api::check_abilities(&abilities).map_err(anyhow::Error::msg)?;
-            let store =
-                agora_store::Store::open(&config.database_url()?, Default::default()).await?;
+            let store = agora_store::Store::open(
+                &config.database_url()?,
+                Default::default(),
+                config.store_options(),
+            )
+            .await?;
             let value = agora_store::keys::generate_value();
             let key = store.create_key(&name, &abilities, &value).await?;
             store.close().await;

@@ -1,12 +1,20 @@
-//! Per-webhook admission: how many deliveries of each webhook are held in memory, and how many
-//! may be in flight at once.
+//! Per-webhook admission: how many deliveries of each webhook are held in memory, how many may
+//! be in flight at once, and whether the webhook's circuit breaker lets them through.
+//!
+//! The breaker opens after `breaker_threshold` consecutive failures (no answer, timeout, 429 or
+//! 5xx). While open, deliveries are deferred without an attempt and the claim skips the
+//! webhook; after `breaker_cooldown` one probe goes through, and its success closes the
+//! breaker. A dead endpoint thus gets one request per cooldown instead of a stampede, and its
+//! deliveries stop occupying memory and permits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::queue::{AttemptRecord, NextState};
 use super::DispatcherConfig;
+use crate::time::now_ms;
 
 /// Counts held deliveries per webhook and in all.
 pub(super) struct Limiter {
@@ -14,12 +22,32 @@ pub(super) struct Limiter {
     concurrency: usize,
     max_queued: usize,
     max_in_memory: usize,
+    breaker_threshold: u32,
+    breaker_cooldown_ms: i64,
 }
 
 #[derive(Default)]
 struct Slots {
     held: usize,
     per_webhook: HashMap<String, Slot>,
+    /// Webhooks with failures since their last success; absent means healthy.
+    breakers: HashMap<String, Breaker>,
+}
+
+#[derive(Default)]
+struct Breaker {
+    failures: u32,
+    open_until: i64,
+    probing: bool,
+}
+
+/// What the breaker says about one delivery about to be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Gate {
+    /// Send it (when the breaker is open, as its one probe).
+    Send,
+    /// Do not send; defer it to this time (unix ms).
+    Defer(i64),
 }
 
 struct Slot {
@@ -47,6 +75,8 @@ impl Limiter {
             concurrency: config.max_concurrency_per_webhook.max(1),
             max_queued: config.max_queued_per_webhook.max(1),
             max_in_memory: config.max_in_memory.max(1),
+            breaker_threshold: config.breaker_threshold.max(1),
+            breaker_cooldown_ms: config.breaker_cooldown.as_millis() as i64,
         }
     }
 
@@ -56,15 +86,66 @@ impl Limiter {
             .saturating_sub(self.slots.lock().expect("limiter lock").held)
     }
 
-    /// Webhooks holding as many deliveries as they may.
+    /// Webhooks not to claim for now: those holding as many deliveries as they may, and those
+    /// whose breaker is open.
     pub(super) fn saturated(&self) -> Vec<String> {
         let slots = self.slots.lock().expect("limiter lock");
-        slots
+        let now = now_ms();
+        let full = slots
             .per_webhook
             .iter()
             .filter(|(_, s)| s.held >= self.max_queued)
-            .map(|(id, _)| id.clone())
-            .collect()
+            .map(|(id, _)| id);
+        let open = slots
+            .breakers
+            .iter()
+            .filter(|(_, b)| {
+                b.failures >= self.breaker_threshold && (b.probing || now < b.open_until)
+            })
+            .map(|(id, _)| id);
+        let mut skip: Vec<String> = full.chain(open).cloned().collect();
+        skip.sort_unstable();
+        skip.dedup();
+        skip
+    }
+
+    /// Asks the webhook's breaker whether a delivery may be sent now.
+    pub(super) fn gate(&self, webhook_id: &str) -> Gate {
+        let mut slots = self.slots.lock().expect("limiter lock");
+        let Some(breaker) = slots.breakers.get_mut(webhook_id) else {
+            return Gate::Send;
+        };
+        let now = now_ms();
+        if breaker.failures < self.breaker_threshold {
+            Gate::Send
+        } else if breaker.probing {
+            Gate::Defer(now.max(breaker.open_until) + self.breaker_cooldown_ms)
+        } else if now >= breaker.open_until {
+            breaker.probing = true;
+            Gate::Send
+        } else {
+            Gate::Defer(breaker.open_until)
+        }
+    }
+
+    /// Tells the breaker how an attempt went.
+    pub(super) fn observe(&self, record: &AttemptRecord) {
+        if matches!(record.next, NextState::Deferred(_)) {
+            return;
+        }
+        let endpoint_failed = record.next != NextState::Succeeded
+            && record.response_status.is_none_or(|s| s == 429 || s >= 500);
+        let mut slots = self.slots.lock().expect("limiter lock");
+        if !endpoint_failed {
+            slots.breakers.remove(&record.webhook_id);
+            return;
+        }
+        let breaker = slots.breakers.entry(record.webhook_id.clone()).or_default();
+        breaker.failures += 1;
+        breaker.probing = false;
+        if breaker.failures >= self.breaker_threshold {
+            breaker.open_until = now_ms() + self.breaker_cooldown_ms;
+        }
     }
 
     /// Counts a claimed delivery as held.
@@ -95,5 +176,73 @@ impl Limiter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record(webhook: &str, status: Option<u16>, next: NextState) -> AttemptRecord {
+        AttemptRecord {
+            delivery_id: "msg_1".into(),
+            webhook_id: webhook.into(),
+            attempt: 1,
+            started_at: 0,
+            duration_ms: 0,
+            request_headers: Vec::new(),
+            response_status: status,
+            response_body: None,
+            error: None,
+            next,
+        }
+    }
+
+    fn limiter(cooldown: Duration) -> Limiter {
+        Limiter::new(&DispatcherConfig {
+            breaker_threshold: 3,
+            breaker_cooldown: cooldown,
+            ..DispatcherConfig::default()
+        })
+    }
+
+    #[test]
+    fn the_breaker_opens_after_consecutive_failures_and_probes_once() {
+        let l = limiter(Duration::from_secs(60));
+        let fail = record("wh_a", Some(500), NextState::RetryAt(0));
+        for _ in 0..2 {
+            l.observe(&fail);
+            assert_eq!(l.gate("wh_a"), Gate::Send);
+        }
+        l.observe(&fail);
+        assert!(matches!(l.gate("wh_a"), Gate::Defer(_)));
+        assert_eq!(l.saturated(), vec!["wh_a".to_owned()]);
+        assert_eq!(l.gate("wh_b"), Gate::Send, "other webhooks are unaffected");
+    }
+
+    #[test]
+    fn a_successful_probe_closes_the_breaker() {
+        let l = limiter(Duration::ZERO);
+        for _ in 0..3 {
+            l.observe(&record("wh_a", None, NextState::RetryAt(0)));
+        }
+        assert_eq!(l.gate("wh_a"), Gate::Send, "cooldown over: one probe");
+        assert!(
+            matches!(l.gate("wh_a"), Gate::Defer(_)),
+            "only one probe at a time"
+        );
+        l.observe(&record("wh_a", Some(200), NextState::Succeeded));
+        assert_eq!(l.gate("wh_a"), Gate::Send);
+        assert!(l.saturated().is_empty());
+    }
+
+    #[test]
+    fn client_errors_do_not_trip_the_breaker() {
+        let l = limiter(Duration::from_secs(60));
+        for _ in 0..5 {
+            l.observe(&record("wh_a", Some(400), NextState::RetryAt(0)));
+        }
+        assert_eq!(l.gate("wh_a"), Gate::Send);
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::limiter::Limiter;
+use self::limiter::{Gate, Limiter};
 pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError,
 };
@@ -52,6 +52,10 @@ pub struct DispatcherConfig {
     pub poll_interval: Duration,
     /// How long a claim lasts without renewal.
     pub lease: Duration,
+    /// Consecutive endpoint failures that open a webhook's circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker waits before letting one probe through.
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -64,6 +68,8 @@ impl Default for DispatcherConfig {
             claim_batch: 512,
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(60),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(10),
         }
     }
 }
@@ -139,17 +145,22 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                     backoff.reset();
                     let full = batch.len() == room.min(self.config.claim_batch) && room > 0;
                     for delivery in batch {
-                        let permit = limiter.admit(&delivery.webhook_id);
+                        let admission = limiter.admit(&delivery.webhook_id);
+                        let limiter = limiter.clone();
                         let sender = self.sender.clone();
                         let record_tx = record_tx.clone();
                         let shutdown = shutdown.clone();
                         tasks.spawn(async move {
                             let permit = tokio::select! {
-                                p = permit.acquire() => p,
+                                p = admission.acquire() => p,
                                 // Not started: its lease is given back below.
                                 () = shutdown.cancelled() => return,
                             };
-                            let record = sender.attempt(&delivery).await;
+                            let record = match limiter.gate(&delivery.webhook_id) {
+                                Gate::Send => sender.attempt(&delivery).await,
+                                Gate::Defer(until) => deferred(&delivery, until),
+                            };
+                            limiter.observe(&record);
                             drop(permit);
                             let _ = record_tx.send(record);
                         });
@@ -183,6 +194,22 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         if let Err(e) = self.queue.release_leases(&self.config.node_id).await {
             tracing::warn!(error = %e, "failed to release leases at shutdown; they will expire");
         }
+    }
+}
+
+/// The record of a delivery put back without an attempt.
+fn deferred(delivery: &ClaimedDelivery, until: i64) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id: delivery.id.clone(),
+        webhook_id: delivery.webhook_id.clone(),
+        attempt: delivery.attempt,
+        started_at: now_ms(),
+        duration_ms: 0,
+        request_headers: Vec::new(),
+        response_status: None,
+        response_body: None,
+        error: None,
+        next: NextState::Deferred(until),
     }
 }
 

@@ -51,6 +51,9 @@ pub enum NextState {
     Exhausted,
     /// 410 Gone: exhausted, and the webhook is disabled at once.
     DisableWebhook,
+    /// Not attempted (the webhook's circuit breaker is open): due again at this time (unix
+    /// ms), the attempt not counted and nothing logged.
+    Deferred(i64),
 }
 
 /// One attempt, as recorded in the delivery log.

@@ -40,6 +40,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     config.retry_jitter = 0.0;
     config.overload_penalty = "300ms".parse().unwrap();
     config.poll_interval = "100ms".parse().unwrap();
+    config.breaker_cooldown = "500ms".parse().unwrap();
     config.admin_key = Some(ADMIN_KEY.to_owned());
     config.forum_name = Some("Test Forum".to_owned());
     config
@@ -65,7 +66,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// The PostgreSQL URL of `AGORA_TEST_POSTGRES_URL`, if set.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("AGORA_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("AGORA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A fresh, empty schema in the test PostgreSQL database, as a URL whose connections use it:
@@ -74,7 +77,9 @@ pub async fn postgres_schema() -> String {
     use sqlx::Connection;
     let base = postgres_url().expect("AGORA_TEST_DATABASE=postgres needs AGORA_TEST_POSTGRES_URL");
     let schema = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let mut conn = sqlx::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut conn)
         .await
@@ -86,7 +91,9 @@ pub async fn postgres_schema() -> String {
 async fn start(config: Config) -> TestApp {
     let data_dir = config.data_dir.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = agora::start(config.clone(), listener).await.expect("server starts");
+    let running = agora::start(config.clone(), listener)
+        .await
+        .expect("server starts");
     TestApp {
         addr: running.addr,
         client: reqwest::Client::new(),
@@ -94,6 +101,19 @@ async fn start(config: Config) -> TestApp {
         data_dir,
         config,
         running: Some(running),
+        _dir: None,
+    }
+}
+
+/// A client for a server started elsewhere (a child process), with the admin key.
+pub fn client_for(addr: SocketAddr) -> TestApp {
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        key: ADMIN_KEY.to_owned(),
+        data_dir: PathBuf::new(),
+        config: test_config(PathBuf::new()),
+        running: None,
         _dir: None,
     }
 }
@@ -292,11 +312,16 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A receiver on a given address (to bring back one that was down).
+    pub async fn start_on(addr: SocketAddr) -> Self {
         let state = Arc::new(ReceiverState::default());
         let app = axum::Router::new()
             .fallback(receive)
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, state }

@@ -2,8 +2,10 @@
 //! random port, real HTTP receivers on loopback, real SQLite files.
 
 mod helpers;
+mod process;
 
 mod api_validation;
 mod delivery;
+mod reliability;
 mod signatures;
 mod webhooks_api;
