@@ -374,7 +374,10 @@ impl DeliveryQueue for Store {
             disable_webhook(&mut tx, &a.webhook_id, "the endpoint answered 410 Gone").await?;
         }
         self.auto_disable(&mut tx, &attempted).await?;
-        self.commit(tx).await?;
+        // Only `webhook.disabled` events can have been queued here; this node's own dispatcher
+        // is enough to send them, so other nodes are not notified on every batch.
+        tx.commit().await.map_err(StoreError::from)?;
+        self.waker.wake();
         Ok(())
     }
 

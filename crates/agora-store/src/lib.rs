@@ -25,6 +25,7 @@ pub mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::dispatcher::Waker;
@@ -54,6 +55,8 @@ pub struct StoreOptions {
     pub auto_disable_failures: i64,
     /// Auto-disable: how long without a success.
     pub auto_disable_after: Duration,
+    /// PostgreSQL: connections per node.
+    pub pool_size: u32,
 }
 
 impl Default for StoreOptions {
@@ -62,6 +65,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             auto_disable_failures: 50,
             auto_disable_after: Duration::from_secs(5 * 24 * 3600),
+            pool_size: 16,
         }
     }
 }
@@ -78,7 +82,12 @@ pub struct Store {
     /// Woken after every commit that queued deliveries.
     waker: Waker,
     options: StoreOptions,
+    /// PostgreSQL: the task that turns other nodes' commits (`NOTIFY`) into wake-ups.
+    listener: Option<Arc<tokio::task::JoinHandle<()>>>,
 }
+
+/// The channel on which PostgreSQL nodes announce newly queued deliveries.
+const QUEUED_CHANNEL: &str = "agora_deliveries_queued";
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
@@ -107,20 +116,26 @@ impl Store {
                     backend,
                     waker,
                     options,
+                    listener: None,
                 }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
-                    .max_connections(32)
+                    .max_connections(options.pool_size.max(2))
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(connect)
                     .await?;
+                let listener = Some(Arc::new(tokio::spawn(listen_for_queued(
+                    url.to_owned(),
+                    waker.clone(),
+                ))));
                 Self {
                     write: pool.clone(),
                     read: pool,
                     backend,
                     waker,
                     options,
+                    listener,
                 }
             }
         };
@@ -153,8 +168,15 @@ impl Store {
         Ok(self.write.begin().await?)
     }
 
-    /// Commits a transaction that may have queued deliveries, then wakes the dispatcher.
-    pub async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+    /// Commits a transaction that may have queued deliveries, then wakes the dispatcher. On
+    /// PostgreSQL the commit also notifies every other node (`NOTIFY` is delivered only if the
+    /// transaction commits), so idle workers anywhere pick the work up at once.
+    pub async fn commit(&self, mut tx: Tx) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(&format!("NOTIFY {QUEUED_CHANNEL}"))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         self.waker.wake();
         Ok(())
@@ -168,8 +190,34 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// Wakes this node whenever any node commits queued deliveries, reconnecting after errors.
+async fn listen_for_queued(url: String, waker: Waker) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(QUEUED_CHANNEL).await {
+                    tracing::warn!(error = %e, "failed to LISTEN; retrying");
+                } else {
+                    // A wake-up right after (re)connecting covers notifications missed meanwhile.
+                    waker.wake();
+                    while listener.recv().await.is_ok() {
+                        waker.wake();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to connect the LISTEN connection; retrying")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -45,6 +45,10 @@ pub struct Config {
     #[arg(long, env = "AGORA_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// PostgreSQL: database connections per node.
+    #[arg(long, env = "AGORA_DATABASE_POOL_SIZE", default_value = "16")]
+    pub database_pool_size: u32,
+
     /// Sent as `x-agora-forum`; the host name when unset.
     #[arg(long, env = "AGORA_FORUM_NAME")]
     pub forum_name: Option<String>,
@@ -180,6 +184,7 @@ impl Config {
             busy_timeout: self.sqlite_busy_timeout.0,
             auto_disable_failures: self.auto_disable_failures.max(1),
             auto_disable_after: self.auto_disable_after.0,
+            pool_size: self.database_pool_size,
         }
     }
 

@@ -147,10 +147,16 @@ async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<O
         .admin_key
         .clone()
         .unwrap_or_else(agora_store::keys::generate_value);
-    store
+    match store
         .create_key("admin", &["admin".to_owned()], &value)
         .await
-        .context("failed to create the admin key")?;
+    {
+        // Another node of the cluster bootstrapped the same key first.
+        Err(agora_store::StoreError::Conflict(_)) => return Ok(None),
+        other => {
+            other.context("failed to create the admin key")?;
+        }
+    }
     write_secret_file(&config.data_dir.join("admin.key"), &value)
         .context("failed to write the admin key file")?;
     Ok(Some(value))

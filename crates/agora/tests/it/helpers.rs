@@ -80,12 +80,34 @@ pub async fn postgres_schema() -> String {
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .expect("connect to PostgreSQL");
+    drop_stale_schemas(&mut conn).await;
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut conn)
         .await
         .expect("create schema");
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options[search_path]={schema}")
+}
+
+/// Drops test schemas older than ten minutes (their names carry a ULID, hence a time), so the
+/// test database does not grow with every run.
+async fn drop_stale_schemas(conn: &mut sqlx::PgConnection) {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+    let cutoff = std::time::SystemTime::now() - Duration::from_secs(600);
+    for row in rows {
+        let name: String = row.get("nspname");
+        let stale =
+            ulid::Ulid::from_string(&name[2..].to_uppercase()).is_ok_and(|u| u.datetime() < cutoff);
+        if stale {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
 }
 
 async fn start(config: Config) -> TestApp {

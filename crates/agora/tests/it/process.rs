@@ -52,8 +52,8 @@ impl ServerProcess {
     async fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_agora"));
         cmd.arg("serve")
-            .envs(self.args.iter().map(|(k, v)| (k, v)))
             .env_remove("AGORA_DATABASE_URL")
+            .envs(self.args.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
