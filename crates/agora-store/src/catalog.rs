@@ -19,16 +19,36 @@ pub struct CustomEventType {
 impl Store {
     /// Registers a custom type; a name taken answers [`StoreError::Conflict`].
     pub async fn register_event_type(&self, t: &CustomEventType) -> Result<(), StoreError> {
-        sqlx::query(
+        self.execute_durably(sqlx::query(
             "INSERT INTO event_types (name, description, schema, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&t.name)
         .bind(&t.description)
         .bind(t.schema.as_ref().map(|s| s.to_string()))
-        .bind(now_ms())
-        .execute(&self.write)
+        .bind(now_ms()))
         .await?;
         Ok(())
+    }
+
+    /// Whether a custom type of this name is registered, answered from memory when it can be.
+    pub async fn is_registered_type(&self, name: &str) -> Result<bool, StoreError> {
+        if self
+            .known_types
+            .read()
+            .expect("type cache lock")
+            .contains(name)
+        {
+            return Ok(true);
+        }
+        let names: Vec<String> = self
+            .custom_event_types()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let mut known = self.known_types.write().expect("type cache lock");
+        known.extend(names);
+        Ok(known.contains(name))
     }
 
     /// Every custom type, by name.

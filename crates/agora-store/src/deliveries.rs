@@ -186,14 +186,16 @@ impl Store {
     /// flight is left alone ([`StoreError::Conflict`]).
     pub async fn redeliver(&self, id: &str) -> Result<(), StoreError> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', due_at = $1, attempt_base = attempts, updated_at = $1 \
-             WHERE id = $2 AND status <> 'in_flight'",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
+        let done = self
+            .execute_durably(
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', due_at = $1, attempt_base = attempts, updated_at = $1 \
+                     WHERE id = $2 AND status <> 'in_flight'",
+                )
+                .bind(now)
+                .bind(id),
+            )
+            .await?;
         if done.rows_affected() == 0 {
             self.delivery(id).await?;
             return Err(StoreError::Conflict(
@@ -208,15 +210,17 @@ impl Store {
     /// (unix ms). Returns how many.
     pub async fn recover(&self, webhook_id: &str, since: i64) -> Result<u64, StoreError> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', due_at = $1, attempt_base = attempts, updated_at = $1 \
-             WHERE webhook_id = $2 AND status IN ('failed', 'exhausted') AND created_at >= $3",
-        )
-        .bind(now)
-        .bind(webhook_id)
-        .bind(since)
-        .execute(&self.write)
-        .await?;
+        let done = self
+            .execute_durably(
+                sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', due_at = $1, attempt_base = attempts, updated_at = $1 \
+                     WHERE webhook_id = $2 AND status IN ('failed', 'exhausted') AND created_at >= $3",
+                )
+                .bind(now)
+                .bind(webhook_id)
+                .bind(since),
+            )
+            .await?;
         self.waker.wake();
         Ok(done.rows_affected())
     }
@@ -252,7 +256,7 @@ impl Store {
             q = q.bind(id.clone());
         }
         let now = now_ms();
-        q.fetch_all(&self.write)
+        q.fetch_all(&self.read)
             .await?
             .iter()
             .map(|row| claimed_from_row(row, now))
@@ -322,19 +326,21 @@ impl DeliveryQueue for Store {
         for w in &request.skip_webhooks {
             q = q.bind(w.clone());
         }
+        let mut tx = self.begin_bookkeeping().await?;
         let ids: Vec<String> = q
-            .fetch_all(&self.write)
+            .fetch_all(&mut *tx)
             .await
             .map_err(StoreError::from)?
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(self.load_claimed(&ids).await?)
     }
 
     async fn record(&self, attempts: Vec<AttemptRecord>) -> Result<(), QueueError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bookkeeping().await?;
         let now = now_ms();
         let (deferred, attempted): (Vec<_>, Vec<_>) = attempts
             .into_iter()

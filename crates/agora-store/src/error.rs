@@ -21,6 +21,19 @@ pub enum StoreError {
     Internal(String),
 }
 
+impl StoreError {
+    /// The same error again, for answering every caller that shared a failed transaction.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NotFound => Self::NotFound,
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Config(m) => Self::Config(m.clone()),
+            Self::Internal(m) => Self::Internal(m.clone()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {

@@ -70,15 +70,14 @@ impl Store {
             created_at: now_ms(),
             last_used_at: None,
         };
-        sqlx::query(
+        self.execute_durably(sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, abilities, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&key.id)
         .bind(&key.name)
         .bind(hash(value))
         .bind(serde_json::to_string(&key.abilities).expect("strings serialize"))
-        .bind(key.created_at)
-        .execute(&self.write)
+        .bind(key.created_at))
         .await?;
         Ok(key)
     }

@@ -18,6 +18,7 @@
 pub mod catalog;
 pub mod deliveries;
 mod error;
+mod group_commit;
 pub mod keys;
 pub mod outbox;
 pub mod retention;
@@ -84,6 +85,11 @@ pub struct Store {
     options: StoreOptions,
     /// PostgreSQL: the task that turns other nodes' commits (`NOTIFY`) into wake-ups.
     listener: Option<Arc<tokio::task::JoinHandle<()>>>,
+    /// Single-event publishes waiting to share a transaction.
+    group_commit: group_commit::Jobs,
+    /// Custom event type names known to exist. Types are never deleted, so a name seen once
+    /// stays valid on every node; a miss reloads from the database.
+    known_types: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -111,6 +117,8 @@ impl Store {
                 let write = sqlite_pool(connect.clone(), 1, options.busy_timeout).await?;
                 let read = sqlite_pool(connect, 8, options.busy_timeout).await?;
                 Self {
+                    group_commit: group_commit::start(write.clone(), backend, waker.clone()),
+                    known_types: Arc::default(),
                     write,
                     read,
                     backend,
@@ -130,6 +138,8 @@ impl Store {
                     waker.clone(),
                 ))));
                 Self {
+                    group_commit: group_commit::start(pool.clone(), backend, waker.clone()),
+                    known_types: Arc::default(),
                     write: pool.clone(),
                     read: pool,
                     backend,
@@ -163,23 +173,37 @@ impl Store {
         self.backend
     }
 
-    /// Starts a write transaction.
+    /// Starts a durable write transaction: its commit is on disk (SQLite `synchronous = FULL`,
+    /// PostgreSQL `synchronous_commit = on`) before it returns. Every write an API client is
+    /// told about goes through one.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.write.begin().await?)
+        Ok(self.write.begin_with(durable_begin(self.backend)).await?)
+    }
+
+    /// Starts a transaction for the dispatcher's own bookkeeping (claims, attempt records,
+    /// leases), whose commit need not wait for the disk: losing the last few of them to a power
+    /// failure only makes a delivery due again, which at-least-once delivery allows (the copy
+    /// carries the same `webhook-id`). It survives a crash of the process either way.
+    pub(crate) async fn begin_bookkeeping(&self) -> Result<Tx, StoreError> {
+        Ok(self.write.begin_with(relaxed_begin(self.backend)).await?)
+    }
+
+    /// Runs one statement in its own durable transaction.
+    pub(crate) async fn execute_durably<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 
     /// Commits a transaction that may have queued deliveries, then wakes the dispatcher. On
     /// PostgreSQL the commit also notifies every other node (`NOTIFY` is delivered only if the
     /// transaction commits), so idle workers anywhere pick the work up at once.
-    pub async fn commit(&self, mut tx: Tx) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres {
-            sqlx::query(&format!("NOTIFY {QUEUED_CHANNEL}"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        self.waker.wake();
-        Ok(())
+    pub async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        commit_notifying(tx, self.backend, &self.waker).await
     }
 
     /// Whether the database answers, for `/healthz`.
@@ -196,6 +220,39 @@ impl Store {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// The `BEGIN` of durable transactions. On SQLite the safety level is a property of the
+/// connection that cannot change inside a transaction, so it is set right before each one.
+pub(crate) fn durable_begin(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN",
+    }
+}
+
+/// The `BEGIN` of bookkeeping transactions (see [`Store::begin_bookkeeping`]).
+fn relaxed_begin(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+        Backend::Postgres => "BEGIN; SET LOCAL synchronous_commit = off",
+    }
+}
+
+/// Commits, announcing queued deliveries to this node and (on PostgreSQL) to every other.
+pub(crate) async fn commit_notifying(
+    mut tx: Tx,
+    backend: Backend,
+    waker: &Waker,
+) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        sqlx::query(&format!("NOTIFY {QUEUED_CHANNEL}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    waker.wake();
+    Ok(())
 }
 
 /// Wakes this node whenever any node commits queued deliveries, reconnecting after errors.
@@ -251,4 +308,41 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    async fn synchronous(tx: &mut Tx) -> i64 {
+        sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_are_durable_and_bookkeeping_is_relaxed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            Waker::default(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let mut relaxed = store.begin_bookkeeping().await.unwrap();
+        assert_eq!(synchronous(&mut relaxed).await, 1, "NORMAL");
+        relaxed.commit().await.unwrap();
+        let mut durable = store.begin().await.unwrap();
+        assert_eq!(
+            synchronous(&mut durable).await,
+            2,
+            "FULL after a relaxed transaction"
+        );
+        durable.commit().await.unwrap();
+        store.close().await;
+    }
 }

@@ -32,18 +32,64 @@ impl Routing {
     }
 }
 
-/// Whether a webhook wants an event.
-fn wants(webhook: &Webhook, event_type: &EventType, routing: Option<&Routing>) -> bool {
-    let subscribed = webhook
-        .events
-        .iter()
-        .filter_map(|p| EventPattern::parse(p).ok())
-        .any(|p| p.matches(event_type));
-    let routed = match (routing, &webhook.filter) {
-        (Some(routing), Some(filter)) => routing.passes(filter),
-        _ => true,
-    };
-    subscribed && routed
+/// One active webhook as matching needs it: patterns parsed once.
+struct Subscriber {
+    id: String,
+    patterns: Vec<EventPattern>,
+    filter: Option<WebhookFilter>,
+}
+
+impl Subscriber {
+    fn wants(&self, event_type: &EventType, routing: Option<&Routing>) -> bool {
+        let routed = match (routing, &self.filter) {
+            (Some(routing), Some(filter)) => routing.passes(filter),
+            _ => true,
+        };
+        routed && self.patterns.iter().any(|p| p.matches(event_type))
+    }
+}
+
+/// The active webhooks, loaded once and matched against many events of one transaction.
+pub struct Subscribers(Vec<Subscriber>);
+
+impl Subscribers {
+    /// Loads the active webhooks as the transaction sees them.
+    pub async fn load(tx: &mut Tx) -> Result<Self, StoreError> {
+        let hooks: Vec<Webhook> = Store::active_webhooks(tx).await?;
+        Ok(Self(
+            hooks
+                .into_iter()
+                .map(|w| Subscriber {
+                    patterns: w
+                        .events
+                        .iter()
+                        .filter_map(|p| EventPattern::parse(p).ok())
+                        .collect(),
+                    filter: w.filter,
+                    id: w.id,
+                })
+                .collect(),
+        ))
+    }
+
+    /// Records `event` and queues it for every subscriber that wants it. Returns how many
+    /// deliveries were queued.
+    pub async fn publish(
+        &self,
+        tx: &mut Tx,
+        event: &Event,
+        routing: Option<&Routing>,
+    ) -> Result<usize, StoreError> {
+        insert_event(tx, event).await?;
+        let targets: Vec<String> = self
+            .0
+            .iter()
+            .filter(|s| s.wants(&event.event_type, routing))
+            .map(|s| s.id.clone())
+            .collect();
+        queue(tx, event, &targets, None).await?;
+        Ok(targets.len())
+    }
 }
 
 /// Records `event` and queues it for every active webhook that wants it. Returns how many
@@ -53,15 +99,10 @@ pub async fn publish(
     event: &Event,
     routing: Option<&Routing>,
 ) -> Result<usize, StoreError> {
-    insert_event(tx, event).await?;
-    let targets: Vec<String> = Store::active_webhooks(tx)
+    Subscribers::load(tx)
         .await?
-        .into_iter()
-        .filter(|w| wants(w, &event.event_type, routing))
-        .map(|w| w.id)
-        .collect();
-    queue(tx, event, &targets, None).await?;
-    Ok(targets.len())
+        .publish(tx, event, routing)
+        .await
 }
 
 /// Records `event` for one webhook only, leased to `node` as its first attempt, for a delivery
@@ -75,6 +116,40 @@ pub async fn publish_leased(
     insert_event(tx, event).await?;
     let mut ids = queue(tx, event, &[webhook_id.to_owned()], Some(lease)).await?;
     Ok(ids.remove(0))
+}
+
+impl Store {
+    /// Schedules `n` deliveries of one synthetic event to `webhook_id` at `due_at` (unix ms),
+    /// generated inside the database: a backlog for `agora bench` to measure claiming against.
+    pub async fn insert_synthetic_backlog(
+        &self,
+        webhook_id: &str,
+        n: i64,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        let event = Event::new(
+            EventType::parse("bench.backlog").expect("a valid name"),
+            serde_json::json!({}),
+        );
+        let mut tx = self.begin().await?;
+        insert_event(&mut tx, &event).await?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, attempts, created_at, updated_at) \
+             WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1) \
+             SELECT $2 || CAST(n AS TEXT), $3, $4, 'bench.backlog', 'pending', $5, 0, $6, $6 FROM seq",
+        )
+        .bind(n)
+        .bind(format!("msg_backlog{}_", ulid::Ulid::new()))
+        .bind(&event.id)
+        .bind(webhook_id)
+        .bind(due_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 async fn insert_event(tx: &mut Tx, event: &Event) -> Result<(), StoreError> {

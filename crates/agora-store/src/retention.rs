@@ -29,7 +29,7 @@ impl Store {
     /// Deletes up to `batch` rows of each kind created before `cutoff` (unix ms). Deliveries
     /// still pending or failing are kept whatever their age, and so are their events.
     pub async fn prune_batch(&self, cutoff: i64, batch: i64) -> Result<Pruned, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_bookkeeping().await?;
         let finished: Vec<String> = sqlx::query(
             "SELECT id FROM deliveries WHERE created_at < $1 AND status IN ('succeeded', 'exhausted') \
              ORDER BY created_at LIMIT $2",

@@ -176,7 +176,7 @@ impl Store {
             "INSERT INTO webhooks ({COLUMNS}) VALUES ({})",
             placeholders(1, 22)
         );
-        bind_all(sqlx::query(&sql), w).execute(&self.write).await?;
+        self.execute_durably(bind_all(sqlx::query(&sql), w)).await?;
         Ok(())
     }
 

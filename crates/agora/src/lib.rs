@@ -7,6 +7,7 @@
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
+pub mod bench;
 pub mod config;
 mod maintenance;
 
@@ -55,6 +56,11 @@ impl Running {
         self.background.wait().await;
         self.store.close().await;
         Ok(())
+    }
+
+    /// The node's store, for tools that seed data directly (`agora bench`).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// A token whose cancellation stops the server (wired to SIGTERM and SIGINT by `main`).

@@ -29,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Measure throughput, latency and memory on this machine (see BENCHMARKS.md).
+    Bench(agora::bench::BenchArgs),
     /// Print the version.
     Version,
 }
@@ -90,6 +92,10 @@ async fn main() -> anyhow::Result<()> {
                 abilities.join(",")
             );
             Ok(())
+        }
+        Command::Bench(args) => {
+            init_logging(LogFormat::Text);
+            agora::bench::run(args).await
         }
         Command::Version => {
             println!("agora {}", env!("CARGO_PKG_VERSION"));

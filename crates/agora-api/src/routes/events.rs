@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/event-types", get(list_types).post(register_type))
         .route("/v1/events", post(publish))
+        .route("/v1/events/batch", post(publish_batch))
 }
 
 async fn list_types(
@@ -122,12 +123,60 @@ struct NewEvent {
     data: Value,
 }
 
+/// The most events one batch may carry.
+const MAX_BATCH: usize = 1000;
+
 async fn publish(
     State(state): State<AppState>,
     caller: Caller,
     Json(input): Json<NewEvent>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require("events:write")?;
+    let event = checked_event(&state, input).await?;
+    let queued = state.store.publish_event(event.clone(), None).await?;
+    let mut body = serde_json::to_value(&event).expect("events serialize");
+    body["deliveries"] = json!(queued);
+    Ok((StatusCode::ACCEPTED, axum::Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEvents {
+    events: Vec<NewEvent>,
+}
+
+/// Publishes up to 1,000 custom events in one transaction: all are recorded, or none.
+async fn publish_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<NewEvents>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("events:write")?;
+    if input.events.is_empty() || input.events.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "invalid_batch",
+            format!("events must hold 1 to {MAX_BATCH} events"),
+        ));
+    }
+    let mut events = Vec::with_capacity(input.events.len());
+    for e in input.events {
+        events.push(checked_event(&state, e).await?);
+    }
+    let mut tx = state.store.begin().await?;
+    let subscribers = agora_store::outbox::Subscribers::load(&mut tx).await?;
+    let mut data = Vec::with_capacity(events.len());
+    for event in &events {
+        let queued = subscribers.publish(&mut tx, event, None).await?;
+        let mut body = serde_json::to_value(event).expect("events serialize");
+        body["deliveries"] = json!(queued);
+        data.push(body);
+    }
+    state.store.commit(tx).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "data": data }))))
+}
+
+/// A publishable event: a registered custom type, never a built-in one.
+async fn checked_event(state: &AppState, input: NewEvent) -> ApiResult<Event> {
     let t = EventType::parse(&input.event_type)
         .map_err(|e| ApiError::invalid("invalid_event", e.to_string()))?;
     if is_builtin_resource(t.resource()) {
@@ -136,23 +185,11 @@ async fn publish(
             "built-in events are emitted by the forum itself; publish custom types only",
         ));
     }
-    let registered = state
-        .store
-        .custom_event_types()
-        .await?
-        .into_iter()
-        .any(|c| c.name == t.as_str());
-    if !registered {
+    if !state.store.is_registered_type(t.as_str()).await? {
         return Err(ApiError::invalid(
             "unknown_event",
             format!("event type `{t}` is not registered; register it with POST /v1/event-types"),
         ));
     }
-    let event = Event::new(t, input.data);
-    let mut tx = state.store.begin().await?;
-    let queued = agora_store::outbox::publish(&mut tx, &event, None).await?;
-    state.store.commit(tx).await?;
-    let mut body = serde_json::to_value(&event).expect("events serialize");
-    body["deliveries"] = json!(queued);
-    Ok((StatusCode::ACCEPTED, axum::Json(body)))
+    Ok(Event::new(t, input.data))
 }

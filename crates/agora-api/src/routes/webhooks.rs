@@ -447,12 +447,7 @@ async fn check_known(state: &AppState, pattern: &EventPattern) -> ApiResult<()> 
         EventPattern::All => true,
         EventPattern::Exact(t) if agora_forum::catalog::is_builtin(t.as_str()) => true,
         EventPattern::Resource(r) if agora_forum::catalog::is_builtin_resource(r) => true,
-        EventPattern::Exact(t) => state
-            .store
-            .custom_event_types()
-            .await?
-            .iter()
-            .any(|c| c.name == t.as_str()),
+        EventPattern::Exact(t) => state.store.is_registered_type(t.as_str()).await?,
         EventPattern::Resource(r) => state
             .store
             .custom_event_types()

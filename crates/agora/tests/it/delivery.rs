@@ -417,3 +417,58 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
     );
     assert!(!hanging.received().is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_of_events_is_recorded_whole_or_not_at_all() {
+    let app = app_with_type().await;
+    let receiver = Receiver::start().await;
+    app.create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+    let bad = app
+        .post(
+            "/v1/events/batch",
+            json!({"events": [{"type": "course.enrolled", "data": {"n": 0}}, {"type": "course.unknown"}]}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["code"], "unknown_event");
+    assert_eq!(
+        app.post("/v1/events/batch", json!({"events": []}))
+            .await
+            .body["code"],
+        "invalid_batch"
+    );
+    let too_many: Vec<Value> = (0..1001)
+        .map(|_| json!({"type": "course.enrolled"}))
+        .collect();
+    assert_eq!(
+        app.post("/v1/events/batch", json!({"events": too_many}))
+            .await
+            .status,
+        400
+    );
+    receiver
+        .assert_stays_at(0, Duration::from_millis(300))
+        .await;
+
+    let events: Vec<Value> = (0..50)
+        .map(|n| json!({"type": "course.enrolled", "data": {"n": n}}))
+        .collect();
+    let ok = app
+        .post("/v1/events/batch", json!({"events": events}))
+        .await;
+    assert_eq!(ok.status, 202, "{:?}", ok.body);
+    let ids: HashSet<_> = ok.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 50);
+    let got = receiver.wait_for(50, WAIT).await;
+    let arrived: HashSet<_> = got.iter().map(|m| m.json()["id"].clone()).collect();
+    assert_eq!(arrived, ids);
+    receiver
+        .assert_stays_at(50, Duration::from_millis(300))
+        .await;
+}

@@ -1,0 +1,88 @@
+//! Group commit for single-event publishes: concurrent requests share one transaction, and so
+//! one fsync, instead of queueing for the writer one by one. Each caller is answered only after
+//! the commit that made its event durable.
+
+use tokio::sync::{mpsc, oneshot};
+
+use agora_core::event::Event;
+
+use crate::outbox::{Routing, Subscribers};
+use crate::{commit_notifying, durable_begin, Backend, Store, StoreError};
+use agora_core::dispatcher::Waker;
+use sqlx::AnyPool;
+
+/// Publishes joined into one transaction at most.
+const MAX_GROUP: usize = 512;
+
+/// One waiting publish.
+pub(crate) struct Job {
+    event: Event,
+    routing: Option<Routing>,
+    reply: oneshot::Sender<Result<usize, StoreError>>,
+}
+
+/// The sending side, held by every clone of the store.
+pub(crate) type Jobs = mpsc::Sender<Job>;
+
+/// Starts the committer on the write pool; it stops when every store clone (the senders) is
+/// gone.
+pub(crate) fn start(write: AnyPool, backend: Backend, waker: Waker) -> Jobs {
+    let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_GROUP);
+    tokio::spawn(async move {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+            let outcome = commit_group(&write, backend, &waker, &group).await;
+            for (job, result) in group.drain(..).zip(outcome) {
+                let _ = job.reply.send(result);
+            }
+        }
+    });
+    tx
+}
+
+/// Commits every job's event in one transaction; on failure every job gets the error.
+async fn commit_group(
+    write: &AnyPool,
+    backend: Backend,
+    waker: &Waker,
+    group: &[Job],
+) -> Vec<Result<usize, StoreError>> {
+    let attempt = async {
+        let mut tx = write.begin_with(durable_begin(backend)).await?;
+        let subscribers = Subscribers::load(&mut tx).await?;
+        let mut queued = Vec::with_capacity(group.len());
+        for job in group {
+            queued.push(
+                subscribers
+                    .publish(&mut tx, &job.event, job.routing.as_ref())
+                    .await?,
+            );
+        }
+        commit_notifying(tx, backend, waker).await?;
+        Ok::<_, StoreError>(queued)
+    };
+    match attempt.await {
+        Ok(queued) => queued.into_iter().map(Ok).collect(),
+        Err(e) => group.iter().map(|_| Err(e.duplicate())).collect(),
+    }
+}
+
+impl Store {
+    /// Records one event and its deliveries durably, sharing the transaction with concurrent
+    /// callers. Returns how many deliveries were queued.
+    pub async fn publish_event(
+        &self,
+        event: Event,
+        routing: Option<Routing>,
+    ) -> Result<usize, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            event,
+            routing,
+            reply,
+        };
+        let closed = || StoreError::Unavailable("the store is shutting down".into());
+        self.group_commit.send(job).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}

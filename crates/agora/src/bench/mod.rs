@@ -1,0 +1,524 @@
+//! `agora bench`: measures the webhook engine on this machine, against a ceiling measured in
+//! the same run, so figures are ratios that hold on a noisy machine.
+//!
+//! Scenarios (each on a fresh server and database in a temporary directory):
+//! 1. ceiling: the receiver driven by a plain keep-alive client at the same concurrency;
+//! 2. ingest: events/s acknowledged by `POST /v1/events` (and the batch endpoint);
+//! 3. end to end: deliveries/s with 1 and with 10 webhooks per event, first publish to last
+//!    arrival;
+//! 4. latency: publish to arrival at a fixed rate and at saturation;
+//! 5. backlog: the fixed-rate latency again with a large backlog scheduled for later;
+//! 6. memory: peak RSS of a server process holding deliveries for an endpoint that is down.
+
+mod receiver;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use self::receiver::BenchReceiver;
+use self::report::{Figure, Report};
+use crate::Config;
+
+/// What to measure and how hard.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Concurrent clients, for the ceiling and for ingest.
+    #[arg(long, default_value = "64")]
+    pub concurrency: usize,
+    /// Seconds each throughput scenario runs.
+    #[arg(long, default_value = "5")]
+    pub seconds: u64,
+    /// Events per end-to-end run.
+    #[arg(long, default_value = "20000")]
+    pub events: usize,
+    /// Events per second in the fixed-rate latency runs.
+    #[arg(long, default_value = "1000")]
+    pub rate: u64,
+    /// Deliveries scheduled for later in the backlog run.
+    #[arg(long, default_value = "1000000")]
+    pub backlog: usize,
+    /// Deliveries pending for a dead endpoint in the memory run.
+    #[arg(long, default_value = "100000")]
+    pub pending: usize,
+    /// Run only these scenarios (comma-separated: ceiling, ingest, e2e, latency, backlog, memory).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Run the servers on this PostgreSQL database instead of SQLite.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Servers (nodes) sharing the PostgreSQL database.
+    #[arg(long, default_value = "1")]
+    pub nodes: usize,
+}
+
+impl BenchArgs {
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
+}
+
+const KEY: &str = "agora_bench_admin_key_000000000000000000";
+
+/// Runs the benchmark and prints the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let receiver = BenchReceiver::start().await?;
+    let mut report = Report::new(&args);
+    let ceiling = ceiling(&receiver, args.concurrency, args.seconds).await?;
+    report.set_ceiling(ceiling);
+    progress(&format!("ceiling: {ceiling:.0} POST/s"));
+
+    if args.wants("ingest") {
+        let nodes = Nodes::start(&args).await?;
+        let single = ingest(&nodes, args.concurrency, args.seconds, 1).await?;
+        report.push(Figure::rate(
+            "ingest, single events (events/s)",
+            single,
+            "events/s",
+        ));
+        let batched = ingest(&nodes, 8, args.seconds, 100).await?;
+        report.push(Figure::rate(
+            "ingest, batches of 100 (events/s)",
+            batched,
+            "events/s",
+        ));
+        nodes.stop().await?;
+    }
+    if args.wants("e2e") {
+        for webhooks in [1, 10] {
+            let nodes = Nodes::start(&args).await?;
+            let (rate, latencies) = end_to_end(&nodes, &receiver, webhooks, args.events).await?;
+            report.push(Figure::rate(
+                &format!("end to end, {webhooks} webhook(s) per event (deliveries/s)"),
+                rate,
+                "deliveries/s",
+            ));
+            if webhooks == 1 {
+                report.push(Figure::latency(
+                    "latency at saturation, 1 webhook",
+                    &latencies,
+                ));
+            }
+            nodes.stop().await?;
+        }
+    }
+    if args.wants("latency") {
+        let nodes = Nodes::start(&args).await?;
+        let latencies = fixed_rate(&nodes, &receiver, args.rate, args.seconds * 2).await?;
+        report.push(Figure::latency(
+            &format!("latency at {} events/s, 1 webhook", args.rate),
+            &latencies,
+        ));
+        nodes.stop().await?;
+    }
+    if args.wants("backlog") {
+        let nodes = Nodes::start(&args).await?;
+        progress(&format!(
+            "backlog: scheduling {} deliveries for tomorrow",
+            args.backlog
+        ));
+        nodes.seed_backlog(args.backlog).await?;
+        let latencies = fixed_rate(&nodes, &receiver, args.rate, args.seconds * 2).await?;
+        report.push(Figure::latency(
+            &format!(
+                "latency at {} events/s with {} scheduled",
+                args.rate, args.backlog
+            ),
+            &latencies,
+        ));
+        nodes.stop().await?;
+    }
+    if args.wants("memory") && args.database_url.is_none() {
+        let peak = memory(args.pending).await?;
+        report.push(Figure::memory(
+            &format!(
+                "peak RSS, {} deliveries pending for a dead endpoint",
+                args.pending
+            ),
+            peak,
+        ));
+    }
+    report.print(args.json);
+    Ok(())
+}
+
+fn progress(line: &str) {
+    eprintln!("agora bench: {line}");
+}
+
+/// The receiver driven by a plain keep-alive client: what the machine can do at all.
+async fn ceiling(
+    receiver: &BenchReceiver,
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let body = json!({"id": "evt_x", "type": "course.enrolled", "timestamp": "2026-01-01T00:00:00.000Z", "data": {"n": 1}}).to_string();
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, done, body, url) =
+            (client.clone(), done.clone(), body.clone(), receiver.url());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if client.post(&url).body(body.clone()).send().await.is_ok() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One or more servers on a fresh database.
+struct Nodes {
+    running: Vec<crate::Running>,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Nodes {
+    async fn start(args: &BenchArgs) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut running = Vec::new();
+        for n in 0..args.nodes.max(1) {
+            let mut config = bench_config(dir.path().join(format!("node{n}")));
+            config.database_url = args.database_url.clone();
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            running.push(crate::start(config, listener).await?);
+        }
+        let nodes = Self {
+            running,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
+            _dir: dir,
+        };
+        let registered = nodes
+            .post(
+                0,
+                "/v1/event-types",
+                json!({"name": "bench.happened", "description": "benchmark"}),
+            )
+            .await?;
+        anyhow::ensure!(
+            registered.status().is_success() || registered.status() == 409,
+            "cannot register the event type"
+        );
+        Ok(nodes)
+    }
+
+    fn url(&self, node: usize, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.running[node % self.running.len()].addr
+        )
+    }
+
+    async fn post(
+        &self,
+        node: usize,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<reqwest::Response> {
+        Ok(self
+            .client
+            .post(self.url(node, path))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await?)
+    }
+
+    async fn webhook(&self, url: &str) -> anyhow::Result<String> {
+        let res = self
+            .post(
+                0,
+                "/v1/webhooks",
+                json!({"url": url, "events": ["bench.*"]}),
+            )
+            .await?;
+        anyhow::ensure!(
+            res.status() == 201,
+            "cannot create a webhook: {}",
+            res.text().await?
+        );
+        let body: serde_json::Value = res.json().await?;
+        Ok(body["id"].as_str().context("webhook id")?.to_owned())
+    }
+
+    async fn seed_backlog(&self, n: usize) -> anyhow::Result<()> {
+        let dead = self.webhook("http://127.0.0.1:9/dead").await?;
+        let store = self.running[0].store();
+        store
+            .insert_synthetic_backlog(&dead, n as i64, agora_core::time::now_ms() + 86_400_000)
+            .await?;
+        Ok(())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        for r in self.running {
+            r.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+fn bench_config(data_dir: PathBuf) -> Config {
+    let mut config = Config::defaults(data_dir);
+    config.allow_private_targets = true;
+    config.admin_key = Some(KEY.to_owned());
+    config.forum_name = Some("bench".to_owned());
+    config.retention_interval = "1d".parse().expect("a duration");
+    config
+}
+
+/// Events acknowledged per second by `concurrency` clients publishing `batch` events a request.
+async fn ingest(
+    nodes: &Nodes,
+    concurrency: usize,
+    seconds: u64,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    progress(&format!(
+        "ingest: {concurrency} clients, {batch} event(s) per request, {seconds} s"
+    ));
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let (client, done) = (nodes.client.clone(), done.clone());
+        let url = if batch == 1 {
+            nodes.url(c, "/v1/events")
+        } else {
+            nodes.url(c, "/v1/events/batch")
+        };
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let body = if batch == 1 {
+                    json!({"type": "bench.happened", "data": {"n": 1}})
+                } else {
+                    json!({"events": vec![json!({"type": "bench.happened", "data": {"n": 1}}); batch]})
+                };
+                let res = client.post(&url).bearer_auth(KEY).json(&body).send().await;
+                if res.is_ok_and(|r| r.status() == 202) {
+                    done.fetch_add(batch, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Publishes `events` events in batches as fast as possible to `webhooks` webhooks; returns
+/// deliveries per second from the first publish to the last arrival, and the latencies.
+async fn end_to_end(
+    nodes: &Nodes,
+    receiver: &BenchReceiver,
+    webhooks: usize,
+    events: usize,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
+    progress(&format!(
+        "end to end: {events} events × {webhooks} webhook(s)"
+    ));
+    for _ in 0..webhooks {
+        nodes.webhook(&receiver.url()).await?;
+    }
+    receiver.track(webhooks == 1);
+    let before = receiver.count();
+    let expected = before + (events * webhooks) as u64;
+    let started = Instant::now();
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    const BATCH: usize = 100;
+    for c in 0..8 {
+        let (client, next, sent_at) = (nodes.client.clone(), next.clone(), sent_at.clone());
+        let url = nodes.url(c, "/v1/events/batch");
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(BATCH, Ordering::SeqCst) < events {
+                let body = json!({"events": vec![json!({"type": "bench.happened", "data": {"n": 1}}); BATCH]});
+                let at = Instant::now();
+                if let Ok(res) = client.post(&url).bearer_auth(KEY).json(&body).send().await {
+                    if let Ok(answer) = res.json::<serde_json::Value>().await {
+                        let mut sent = sent_at.lock().expect("lock");
+                        for e in answer["data"].as_array().into_iter().flatten() {
+                            if let Some(id) = e["id"].as_str() {
+                                sent.insert(id.to_owned(), at);
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    wait_for_count(receiver, expected, Duration::from_secs(600)).await?;
+    let elapsed = receiver.last_arrival().saturating_duration_since(started);
+    let latencies = latencies(receiver, &sent_at.lock().expect("lock"));
+    receiver.track(false);
+    Ok((
+        (events * webhooks) as f64 / elapsed.as_secs_f64(),
+        latencies,
+    ))
+}
+
+/// Publishes single events at a fixed rate for `seconds`; returns publish-to-arrival latencies.
+async fn fixed_rate(
+    nodes: &Nodes,
+    receiver: &BenchReceiver,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    progress(&format!("latency: {rate} events/s for {seconds} s"));
+    nodes.webhook(&receiver.url()).await?;
+    receiver.track(true);
+    let before = receiver.count();
+    let total = rate * seconds;
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        ticker.tick().await;
+        let (client, sent_at, url) = (
+            nodes.client.clone(),
+            sent_at.clone(),
+            nodes.url(i as usize, "/v1/events"),
+        );
+        tasks.push(tokio::spawn(async move {
+            let at = Instant::now();
+            let body = json!({"type": "bench.happened", "data": {"n": i}});
+            if let Ok(res) = client.post(&url).bearer_auth(KEY).json(&body).send().await {
+                if let Ok(answer) = res.json::<serde_json::Value>().await {
+                    if let Some(id) = answer["id"].as_str() {
+                        sent_at.lock().expect("lock").insert(id.to_owned(), at);
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    wait_for_count(receiver, before + total, Duration::from_secs(120)).await?;
+    let latencies = latencies(receiver, &sent_at.lock().expect("lock"));
+    receiver.track(false);
+    Ok(latencies)
+}
+
+fn latencies(
+    receiver: &BenchReceiver,
+    sent_at: &std::collections::HashMap<String, Instant>,
+) -> Vec<Duration> {
+    let arrived = receiver.arrivals.by_event.lock().expect("lock");
+    let mut out: Vec<Duration> = sent_at
+        .iter()
+        .filter_map(|(id, at)| arrived.get(id).map(|t| t.saturating_duration_since(*at)))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+async fn wait_for_count(
+    receiver: &BenchReceiver,
+    expected: u64,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    let mut last_report = Instant::now();
+    while receiver.count() < expected {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {expected} deliveries arrived",
+            receiver.count()
+        );
+        if last_report.elapsed() > Duration::from_secs(1) {
+            progress(&format!("… {} of {expected} delivered", receiver.count()));
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Peak RSS (bytes) of a separate server process after `pending` events were queued for an
+/// endpoint that refuses connections.
+async fn memory(pending: usize) -> anyhow::Result<u64> {
+    progress(&format!("memory: {pending} deliveries for a dead endpoint"));
+    let dir = tempfile::tempdir()?;
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?
+    };
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .env("AGORA_LISTEN", addr.to_string())
+        .env("AGORA_DATA_DIR", dir.path())
+        .env("AGORA_ADMIN_KEY", KEY)
+        .env("AGORA_ALLOW_PRIVATE_TARGETS", "1")
+        .env("AGORA_LOG", "warn")
+        .env_remove("AGORA_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: &str, body: serde_json::Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+    };
+    post("/v1/event-types", json!({"name": "bench.happened"})).await?;
+    post(
+        "/v1/webhooks",
+        json!({"url": "http://127.0.0.1:9/dead", "events": ["bench.*"]}),
+    )
+    .await?;
+    let batch =
+        vec![json!({"type": "bench.happened", "data": {"n": 1, "text": "x".repeat(200)}}); 100];
+    for _ in 0..pending.div_ceil(100) {
+        let res = post("/v1/events/batch", json!({"events": batch})).await?;
+        anyhow::ensure!(res.status() == 202, "publish failed: {}", res.status());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().context("child pid")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let peak_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmHWM in /proc status")?;
+    child.kill().await?;
+    Ok(peak_kb * 1024)
+}

@@ -1,0 +1,167 @@
+//! The benchmark's results: a table for people, JSON for machines.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::BenchArgs;
+
+/// One measured figure.
+#[derive(Serialize)]
+pub struct Figure {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    /// Throughput figures as a fraction of the ceiling measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_to_ceiling: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<Latency>,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    samples: usize,
+}
+
+impl Figure {
+    /// A rate, later compared with the ceiling.
+    pub fn rate(name: &str, value: f64, unit: &'static str) -> Self {
+        Self {
+            name: name.to_owned(),
+            value,
+            unit,
+            ratio_to_ceiling: None,
+            latency_ms: None,
+        }
+    }
+
+    /// Latency percentiles of sorted samples.
+    pub fn latency(name: &str, sorted: &[Duration]) -> Self {
+        let at = |q: f64| {
+            sorted
+                .get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        };
+        Self {
+            name: name.to_owned(),
+            value: at(0.99),
+            unit: "ms p99",
+            ratio_to_ceiling: None,
+            latency_ms: Some(Latency {
+                p50: at(0.5),
+                p99: at(0.99),
+                max: sorted.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+                samples: sorted.len(),
+            }),
+        }
+    }
+
+    /// A memory figure in bytes.
+    pub fn memory(name: &str, bytes: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: bytes as f64 / (1024.0 * 1024.0),
+            unit: "MiB",
+            ratio_to_ceiling: None,
+            latency_ms: None,
+        }
+    }
+}
+
+/// Every figure of a run.
+#[derive(Serialize)]
+pub struct Report {
+    machine: String,
+    backend: String,
+    nodes: usize,
+    ceiling_posts_per_s: f64,
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    /// An empty report for a run with these arguments.
+    pub fn new(args: &BenchArgs) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_default();
+        Self {
+            machine: format!("{cpus} CPUs, {model}"),
+            backend: if args.database_url.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+            .to_owned(),
+            nodes: args.nodes.max(1),
+            ceiling_posts_per_s: 0.0,
+            figures: Vec::new(),
+        }
+    }
+
+    /// The ceiling every rate is compared with.
+    pub fn set_ceiling(&mut self, posts_per_s: f64) {
+        self.ceiling_posts_per_s = posts_per_s;
+    }
+
+    /// Adds a figure, computing its ratio to the ceiling when it is a rate.
+    pub fn push(&mut self, mut figure: Figure) {
+        if figure.unit.ends_with("/s") && self.ceiling_posts_per_s > 0.0 {
+            figure.ratio_to_ceiling = Some(figure.value / self.ceiling_posts_per_s);
+        }
+        self.figures.push(figure);
+    }
+
+    /// Prints the report.
+    pub fn print(&self, json: bool) {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(self).expect("a report serializes")
+            );
+            return;
+        }
+        println!(
+            "machine: {}; backend: {} ({} node(s))",
+            self.machine, self.backend, self.nodes
+        );
+        println!(
+            "{:<62} {:>12}  {:<14} {:>8}",
+            "figure", "value", "unit", "ceiling"
+        );
+        println!(
+            "{:<62} {:>12.0}  {:<14} {:>8}",
+            "ceiling: receiver driven by a plain client",
+            self.ceiling_posts_per_s,
+            "POST/s",
+            "1.00"
+        );
+        for f in &self.figures {
+            let ratio = f
+                .ratio_to_ceiling
+                .map_or(String::new(), |r| format!("{r:.2}"));
+            match &f.latency_ms {
+                Some(l) => println!(
+                    "{:<62} {:>12}  {:<14} {:>8}",
+                    f.name,
+                    format!("{:.1}/{:.1}/{:.1}", l.p50, l.p99, l.max),
+                    "ms p50/p99/max",
+                    ""
+                ),
+                None => println!(
+                    "{:<62} {:>12.0}  {:<14} {:>8}",
+                    f.name, f.value, f.unit, ratio
+                ),
+            }
+        }
+    }
+}
