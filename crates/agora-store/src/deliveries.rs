@@ -18,7 +18,6 @@ use agora_core::dispatcher::{
 };
 use agora_core::format::Format;
 use agora_core::ids::{new_id, ATTEMPT};
-use agora_core::signing::WebhookSecret;
 use agora_core::time::{now_ms, to_rfc3339};
 use serde::Serialize;
 use sqlx::Row;
@@ -254,22 +253,18 @@ impl Store {
         q.fetch_all(&self.write)
             .await?
             .iter()
-            .map(|row| claimed_from_row(row, now))
+            .map(|row| claimed_from_row(self, row, now))
             .collect()
     }
 }
 
-fn claimed_from_row(row: &sqlx::any::AnyRow, now: i64) -> Result<ClaimedDelivery, StoreError> {
+fn claimed_from_row(
+    store: &Store,
+    row: &sqlx::any::AnyRow,
+    now: i64,
+) -> Result<ClaimedDelivery, StoreError> {
     let corrupt = |what: &str| StoreError::Internal(format!("corrupt webhook {what}"));
-    let secret: String = row.try_get("secret")?;
-    let mut secrets = vec![WebhookSecret::parse(&secret).map_err(|_| corrupt("secret"))?];
-    let previous: Option<String> = row.try_get("previous_secret")?;
-    let until: Option<i64> = row.try_get("previous_secret_until")?;
-    if let (Some(previous), Some(until)) = (previous, until) {
-        if until > now {
-            secrets.push(WebhookSecret::parse(&previous).map_err(|_| corrupt("previous secret"))?);
-        }
-    }
+    let secrets = store.signing_secrets(row, now)?;
     let headers: String = row.try_get("headers")?;
     let headers: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&headers).map_err(|_| corrupt("headers"))?;

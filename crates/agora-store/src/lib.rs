@@ -6,6 +6,7 @@
 //!   chosen at run time by URL; migrations for both are embedded in the binary.
 //! - [`keys`]: API keys, stored as SHA-256 hashes with their abilities.
 //! - [`webhooks`]: webhook rows and their life cycle.
+//! - [`secretbox`]: webhook secrets sealed at rest (XChaCha20-Poly1305).
 //! - [`catalog`]: custom event types registered through the API.
 //! - [`outbox`]: records an event and its deliveries in the caller's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
@@ -20,6 +21,7 @@ pub mod deliveries;
 mod error;
 pub mod keys;
 pub mod outbox;
+pub mod secretbox;
 pub mod webhooks;
 
 use std::path::Path;
@@ -55,6 +57,8 @@ pub struct Store {
     backend: Backend,
     /// Woken after every commit that queued deliveries.
     waker: Waker,
+    /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
+    secrets: Option<secretbox::SecretBox>,
 }
 
 impl Store {
@@ -83,6 +87,7 @@ impl Store {
                     read,
                     backend,
                     waker,
+                    secrets: None,
                 }
             }
             Backend::Postgres => {
@@ -96,6 +101,7 @@ impl Store {
                     read: pool,
                     backend,
                     waker,
+                    secrets: None,
                 }
             }
         };

@@ -38,7 +38,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     config.retry_jitter = 0.0;
     config.overload_penalty = "300ms".parse().unwrap();
     config.poll_interval = "100ms".parse().unwrap();
-    config.admin_key = Some(ADMIN_KEY.to_owned());
+    config.admin_key = Some(ADMIN_KEY.to_owned().into());
     config.forum_name = Some("Test Forum".to_owned());
     config
 }
