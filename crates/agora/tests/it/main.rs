@@ -5,5 +5,7 @@ mod helpers;
 
 mod api_validation;
 mod delivery;
+mod security;
+mod security_binary;
 mod signatures;
 mod webhooks_api;
