@@ -709,3 +709,35 @@ async fn a_redirect_is_not_followed() {
     assert_eq!(attempt["response_status"], 307);
     target.assert_stays_at(0, Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn production_mode_refuses_embedded_ipv4_and_local_names_at_creation() {
+    let app = spawn_app_with(|c| c.allow_private_targets = false).await;
+    for url in [
+        "https://[::ffff:93.184.216.34]/hook",
+        "https://[::93.184.216.34]/hook",
+        "https://[64:ff9b:1:a00:1::5db8:d822]/hook",
+        "https://intranet/hook",
+        "https://router.home.arpa/hook",
+        "https://017700000001/hook",
+        "https://%31%32%37.0.0.1/hook",
+        "https://[fe80::1%25eth0]/hook",
+    ] {
+        let a = app
+            .post(
+                "/v1/webhooks",
+                json!({"url": url, "events": ["thread.created"]}),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{url}: {:?}", a.body);
+        assert_eq!(a.body["code"], "invalid_url", "{url}");
+    }
+    let dev = spawn_app().await;
+    let a = dev
+        .post(
+            "/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["thread.created"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "allowing private targets lifts the rule");
+}
