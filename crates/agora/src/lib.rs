@@ -30,7 +30,8 @@ pub use config::Config;
 pub struct Running {
     /// The address the API listens on (useful when bound to port 0).
     pub addr: SocketAddr,
-    /// The admin key made on this start, when the database was empty.
+    /// The admin key generated on this start, when the database was empty and no
+    /// `AGORA_ADMIN_KEY` was given (an operator's own key is never printed back).
     pub bootstrap_admin_key: Option<String>,
     shutdown: CancellationToken,
     api: JoinHandle<std::io::Result<()>>,
@@ -156,7 +157,7 @@ async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<O
         .context("failed to create the admin key")?;
     write_secret_file(&config.data_dir.join("admin.key"), &value)
         .context("failed to write the admin key file")?;
-    Ok(Some(value))
+    Ok(config.admin_key.is_none().then_some(value))
 }
 
 /// Writes a secret to a file only its owner can read.
