@@ -16,6 +16,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -32,7 +34,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 429: the key made more requests than its rate limit allows; try again in `seconds`.
+    pub fn rate_limited(seconds: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this API key; retry in {seconds} s"),
+        );
+        e.retry_after = Some(seconds);
+        e
     }
 
     /// 400: the request is well-formed but a field is wrong.
@@ -82,7 +96,13 @@ impl IntoResponse for ApiError {
             message: &self.message,
             status: self.status.as_u16(),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -131,7 +131,10 @@ impl FromRequestParts<AppState> for Caller {
             ));
         };
         match state.store.authenticate(value).await? {
-            Some(key) => Ok(Self { key }),
+            Some(key) => {
+                state.rate_limiter.check(&key.id)?;
+                Ok(Self { key })
+            }
             None => Err(unauthorized("invalid or revoked API key")),
         }
     }

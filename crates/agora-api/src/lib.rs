@@ -6,6 +6,7 @@
 //!   deliveries, and the settings handlers need.
 //! - [`router`]: every route; [`serve`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
+//! - [`ratelimit`]: per-key request limits, checked when a request authenticates.
 //! - `routes::*`: one module per resource.
 //!
 //! Handlers never call a webhook receiver themselves, except `POST /v1/webhooks/{id}/test`,
@@ -14,6 +15,7 @@
 pub mod error;
 pub mod extract;
 pub mod pagination;
+pub mod ratelimit;
 
 pub use routes::keys::check_abilities;
 mod routes;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub lease: Duration,
     /// How long an old secret keeps signing after a rotation.
     pub rotation_grace: Duration,
+    /// Requests per API key.
+    pub rate_limiter: ratelimit::KeyRateLimiter,
 }
 
 /// Every route of the API.

@@ -19,7 +19,6 @@ use agora_core::dispatcher::{
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
 use agora_core::ids::{new_id, ATTEMPT};
-use agora_core::signing::WebhookSecret;
 use agora_core::time::{now_ms, to_rfc3339};
 use serde::Serialize;
 use sqlx::Row;
@@ -259,22 +258,18 @@ impl Store {
         q.fetch_all(&self.read)
             .await?
             .iter()
-            .map(|row| claimed_from_row(row, now))
+            .map(|row| claimed_from_row(self, row, now))
             .collect()
     }
 }
 
-fn claimed_from_row(row: &sqlx::any::AnyRow, now: i64) -> Result<ClaimedDelivery, StoreError> {
+fn claimed_from_row(
+    store: &Store,
+    row: &sqlx::any::AnyRow,
+    now: i64,
+) -> Result<ClaimedDelivery, StoreError> {
     let corrupt = |what: &str| StoreError::Internal(format!("corrupt webhook {what}"));
-    let secret: String = row.try_get("secret")?;
-    let mut secrets = vec![WebhookSecret::parse(&secret).map_err(|_| corrupt("secret"))?];
-    let previous: Option<String> = row.try_get("previous_secret")?;
-    let until: Option<i64> = row.try_get("previous_secret_until")?;
-    if let (Some(previous), Some(until)) = (previous, until) {
-        if until > now {
-            secrets.push(WebhookSecret::parse(&previous).map_err(|_| corrupt("previous secret"))?);
-        }
-    }
+    let secrets = store.signing_secrets(row, now)?;
     let headers: String = row.try_get("headers")?;
     let headers: std::collections::BTreeMap<String, String> =
         serde_json::from_str(&headers).map_err(|_| corrupt("headers"))?;
@@ -348,29 +343,9 @@ impl DeliveryQueue for Store {
         for a in &deferred {
             put_back(&mut tx, a).await?;
         }
-        for a in &attempted {
-            insert_attempt(&mut tx, a).await?;
-            let (status, due_at) = match a.next {
-                NextState::Succeeded => ("succeeded", None),
-                NextState::RetryAt(at) => ("failed", Some(at)),
-                NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => {
-                    ("exhausted", None)
-                }
-            };
-            sqlx::query(
-                "UPDATE deliveries SET status = $1, due_at = $2, lease_owner = NULL, last_status_code = $3, \
-                 last_error = $4, updated_at = $5 WHERE id = $6 AND attempts = $7 AND status = 'in_flight'",
-            )
-            .bind(status)
-            .bind(due_at)
-            .bind(a.response_status.map(i64::from))
-            .bind(a.error.clone())
-            .bind(now)
-            .bind(a.delivery_id.clone())
-            .bind(i64::from(a.attempt))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+        for chunk in attempted.chunks(RECORD_CHUNK) {
+            insert_attempts(&mut tx, chunk).await?;
+            advance_deliveries(&mut tx, chunk, now).await?;
         }
         update_webhook_health(&mut tx, &attempted).await?;
         for a in attempted
@@ -434,23 +409,81 @@ async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn insert_attempt(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
-    sqlx::query(
+/// Attempts recorded per statement: multi-row statements keep the per-statement overhead
+/// (a round trip to SQLite's worker thread, a PostgreSQL message) off every single attempt.
+const RECORD_CHUNK: usize = 50;
+
+/// `(CAST($n AS type), …)` rows for a `VALUES` list; the casts give PostgreSQL the parameter
+/// types it cannot infer inside a subquery, and are no-ops on SQLite.
+fn typed_rows(rows: usize, types: &[&str]) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(c, t)| format!("CAST(${} AS {t})", r * types.len() + c + 1))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
+async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+    const TYPES: [&str; 9] = ["TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT"];
+    let sql = format!(
         "INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, request_headers, \
          response_status, response_body, error) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = $2)",
-    )
-    .bind(new_id(ATTEMPT))
-    .bind(a.delivery_id.clone())
-    .bind(i64::from(a.attempt))
-    .bind(a.started_at)
-    .bind(a.duration_ms)
-    .bind(serde_json::to_string(&a.request_headers).expect("strings serialize"))
-    .bind(a.response_status.map(i64::from))
-    .bind(a.response_body.clone())
-    .bind(a.error.clone())
-    .execute(&mut **tx)
-    .await?;
+         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9 \
+         FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)",
+        typed_rows(attempts.len(), &TYPES)
+    );
+    let mut q = sqlx::query(&sql);
+    for a in attempts {
+        q = q
+            .bind(new_id(ATTEMPT))
+            .bind(a.delivery_id.clone())
+            .bind(i64::from(a.attempt))
+            .bind(a.started_at)
+            .bind(a.duration_ms)
+            .bind(serde_json::to_string(&a.request_headers).expect("strings serialize"))
+            .bind(a.response_status.map(i64::from))
+            .bind(a.response_body.clone())
+            .bind(a.error.clone());
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Moves attempted deliveries to their next state. Only the claim whose attempt number matches
+/// may move a delivery, so a late answer from a node whose lease expired changes nothing.
+async fn advance_deliveries(tx: &mut Tx, attempts: &[AttemptRecord], now: i64) -> Result<(), StoreError> {
+    const TYPES: [&str; 6] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
+    let sql = format!(
+        "UPDATE deliveries SET status = v.column3, due_at = v.column4, lease_owner = NULL, \
+         last_status_code = v.column5, last_error = v.column6, updated_at = ${} \
+         FROM (VALUES {}) AS v \
+         WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'in_flight'",
+        attempts.len() * TYPES.len() + 1,
+        typed_rows(attempts.len(), &TYPES)
+    );
+    let mut q = sqlx::query(&sql);
+    for a in attempts {
+        let (status, due_at) = match a.next {
+            NextState::Succeeded => ("succeeded", None),
+            NextState::RetryAt(at) => ("failed", Some(at)),
+            NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => ("exhausted", None),
+        };
+        q = q
+            .bind(a.delivery_id.clone())
+            .bind(i64::from(a.attempt))
+            .bind(status)
+            .bind(due_at)
+            .bind(a.response_status.map(i64::from))
+            .bind(a.error.clone());
+    }
+    q.bind(now).execute(&mut **tx).await?;
     Ok(())
 }
 

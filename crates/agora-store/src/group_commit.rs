@@ -49,15 +49,8 @@ async fn commit_group(
 ) -> Vec<Result<usize, StoreError>> {
     let attempt = async {
         let mut tx = write.begin_with(durable_begin(backend)).await?;
-        let subscribers = Subscribers::load(&mut tx).await?;
-        let mut queued = Vec::with_capacity(group.len());
-        for job in group {
-            queued.push(
-                subscribers
-                    .publish(&mut tx, &job.event, job.routing.as_ref())
-                    .await?,
-            );
-        }
+        let events: Vec<_> = group.iter().map(|j| (&j.event, j.routing.as_ref())).collect();
+        let queued = Subscribers::load(&mut tx).await?.publish_many(&mut tx, &events).await?;
         commit_notifying(tx, backend, waker).await?;
         Ok::<_, StoreError>(queued)
     };

@@ -1,8 +1,12 @@
 //! API keys: random tokens stored only as SHA-256 hashes, each with a list of abilities.
 //!
 //! Keys carry 192 bits of randomness, so a fast hash is enough: nobody can brute-force a
-//! preimage, and looking a key up by its hash makes the comparison independent of the secret
-//! (no early-exit string compare on the key itself).
+//! preimage. A key is found by its hash, so the database index compares hashes, never the key
+//! itself: what a timing difference could reveal is how many leading characters of a SHA-256
+//! digest matched some stored digest, which says nothing about any key's value (finding a
+//! value whose digest shares a longer prefix is a preimage search). The row found is then
+//! compared with the digest in constant time (`subtle`), so equality is exact whatever the
+//! database's collation does and the last comparison leaks nothing either.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -40,6 +44,12 @@ pub fn generate_value() -> String {
 
 fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// Whether two digests are equal, in time independent of where they differ.
+fn hashes_match(stored: &str, computed: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    stored.len() == computed.len() && bool::from(stored.as_bytes().ct_eq(computed.as_bytes()))
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<ApiKey, StoreError> {
@@ -84,13 +94,18 @@ impl Store {
 
     /// The live key with this value, if any; notes its use.
     pub async fn authenticate(&self, value: &str) -> Result<Option<ApiKey>, StoreError> {
+        let digest = hash(value);
         let row = sqlx::query(
-            "SELECT id, name, abilities, created_at, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            "SELECT id, name, key_hash, abilities, created_at, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(hash(value))
+        .bind(&digest)
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("key_hash")?;
+        if !hashes_match(&stored, &digest) {
+            return Ok(None);
+        }
         let key = from_row(&row)?;
         let now = now_ms();
         if key.last_used_at.is_none_or(|t| now - t > 60_000) {
@@ -135,5 +150,20 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_compare_exactly() {
+        let a = hash("agora_one");
+        assert!(hashes_match(&a, &hash("agora_one")));
+        assert!(!hashes_match(&a, &hash("agora_two")));
+        assert!(!hashes_match(&a, &a.to_uppercase()));
+        assert!(!hashes_match(&a, &a[..63]));
+        assert!(!hash("agora_one").contains("agora_one"));
     }
 }

@@ -6,6 +6,7 @@
 //!   chosen at run time by URL; migrations for both are embedded in the binary.
 //! - [`keys`]: API keys, stored as SHA-256 hashes with their abilities.
 //! - [`webhooks`]: webhook rows and their life cycle.
+//! - [`secretbox`]: webhook secrets sealed at rest (XChaCha20-Poly1305).
 //! - [`catalog`]: custom event types registered through the API.
 //! - [`outbox`]: records an event and its deliveries in the caller's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
@@ -22,6 +23,7 @@ mod group_commit;
 pub mod keys;
 pub mod outbox;
 pub mod retention;
+pub mod secretbox;
 pub mod webhooks;
 
 use std::path::Path;
@@ -90,6 +92,8 @@ pub struct Store {
     /// Custom event type names known to exist. Types are never deleted, so a name seen once
     /// stays valid on every node; a miss reloads from the database.
     known_types: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
+    secrets: Option<secretbox::SecretBox>,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -125,6 +129,7 @@ impl Store {
                     waker,
                     options,
                     listener: None,
+                    secrets: None,
                 }
             }
             Backend::Postgres => {
@@ -146,6 +151,7 @@ impl Store {
                     waker,
                     options,
                     listener,
+                    secrets: None,
                 }
             }
         };

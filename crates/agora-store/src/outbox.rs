@@ -74,21 +74,34 @@ impl Subscribers {
 
     /// Records `event` and queues it for every subscriber that wants it. Returns how many
     /// deliveries were queued.
-    pub async fn publish(
+    pub async fn publish(&self, tx: &mut Tx, event: &Event, routing: Option<&Routing>) -> Result<usize, StoreError> {
+        let queued = self.publish_many(tx, &[(event, routing)]).await?;
+        Ok(queued[0])
+    }
+
+    /// Records many events and their deliveries with a few multi-row statements. Returns how
+    /// many deliveries each event queued.
+    pub async fn publish_many(
         &self,
         tx: &mut Tx,
-        event: &Event,
-        routing: Option<&Routing>,
-    ) -> Result<usize, StoreError> {
-        insert_event(tx, event).await?;
-        let targets: Vec<String> = self
-            .0
-            .iter()
-            .filter(|s| s.wants(&event.event_type, routing))
-            .map(|s| s.id.clone())
-            .collect();
-        queue(tx, event, &targets, None).await?;
-        Ok(targets.len())
+        events: &[(&Event, Option<&Routing>)],
+    ) -> Result<Vec<usize>, StoreError> {
+        let all: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
+        insert_events(tx, &all).await?;
+        let mut rows: Vec<(&Event, &str)> = Vec::new();
+        let mut counts = Vec::with_capacity(events.len());
+        for (event, routing) in events {
+            let before = rows.len();
+            rows.extend(
+                self.0
+                    .iter()
+                    .filter(|s| s.wants(&event.event_type, *routing))
+                    .map(|s| (*event, s.id.as_str())),
+            );
+            counts.push(rows.len() - before);
+        }
+        queue(tx, &rows, None).await?;
+        Ok(counts)
     }
 }
 
@@ -113,8 +126,8 @@ pub async fn publish_leased(
     webhook_id: &str,
     lease: (&str, i64),
 ) -> Result<String, StoreError> {
-    insert_event(tx, event).await?;
-    let mut ids = queue(tx, event, &[webhook_id.to_owned()], Some(lease)).await?;
+    insert_events(tx, &[event]).await?;
+    let mut ids = queue(tx, &[(event, webhook_id)], Some(lease)).await?;
     Ok(ids.remove(0))
 }
 
@@ -132,7 +145,7 @@ impl Store {
             serde_json::json!({}),
         );
         let mut tx = self.begin().await?;
-        insert_event(&mut tx, &event).await?;
+        insert_events(&mut tx, &[&event]).await?;
         let now = now_ms();
         sqlx::query(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, attempts, created_at, updated_at) \
@@ -152,33 +165,40 @@ impl Store {
     }
 }
 
-async fn insert_event(tx: &mut Tx, event: &Event) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&event.id)
-        .bind(event.event_type.as_str())
-        .bind(event.to_body())
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+/// Inserts events, 100 to a statement.
+async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError> {
+    const COLS: usize = 4;
+    let now = now_ms();
+    for chunk in events.chunks(100) {
+        let rows = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO events (id, type, body, created_at) VALUES {rows}");
+        let mut q = sqlx::query(&sql);
+        for event in chunk {
+            q = q
+                .bind(event.id.clone())
+                .bind(event.event_type.as_str().to_owned())
+                .bind(event.to_body())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
-/// Inserts one delivery per webhook in a single statement (chunked to stay under parameter
-/// limits), pending and due now, or already leased.
-async fn queue(
-    tx: &mut Tx,
-    event: &Event,
-    webhook_ids: &[String],
-    lease: Option<(&str, i64)>,
-) -> Result<Vec<String>, StoreError> {
+/// Inserts one delivery per (event, webhook) pair, 100 to a statement, pending and due now,
+/// or already leased. Returns the delivery ids in order.
+async fn queue(tx: &mut Tx, pairs: &[(&Event, &str)], lease: Option<(&str, i64)>) -> Result<Vec<String>, StoreError> {
     const COLS: usize = 10;
     let now = now_ms();
-    let ids: Vec<String> = webhook_ids.iter().map(|_| new_id(DELIVERY)).collect();
+    let ids: Vec<String> = pairs.iter().map(|_| new_id(DELIVERY)).collect();
     let (status, owner, due, attempts) = match lease {
         Some((node, until)) => ("in_flight", Some(node), until, 1),
         None => ("pending", None, now, 0),
     };
-    for (chunk_ids, chunk_hooks) in ids.chunks(100).zip(webhook_ids.chunks(100)) {
+    for (chunk_ids, chunk_pairs) in ids.chunks(100).zip(pairs.chunks(100)) {
         let rows = (0..chunk_ids.len())
             .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
             .collect::<Vec<_>>()
@@ -187,11 +207,11 @@ async fn queue(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}"
         );
         let mut q = sqlx::query(&sql);
-        for (id, webhook_id) in chunk_ids.iter().zip(chunk_hooks) {
+        for (id, (event, webhook_id)) in chunk_ids.iter().zip(chunk_pairs) {
             q = q
                 .bind(id.clone())
                 .bind(event.id.clone())
-                .bind(webhook_id.clone())
+                .bind(webhook_id.to_string())
                 .bind(event.event_type.as_str().to_owned())
                 .bind(status)
                 .bind(due)

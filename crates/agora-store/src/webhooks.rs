@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::secretbox::StoredSecret;
 use crate::{placeholders, Store, StoreError, Tx};
 use agora_core::time::{now_ms, to_rfc3339};
 
@@ -35,10 +36,10 @@ pub struct Webhook {
     pub url: String,
     /// Event patterns (`thread.created`, `thread.*`, `*`).
     pub events: Vec<String>,
-    /// The signing secret.
-    pub secret: String,
+    /// The signing secret, sealed at rest.
+    pub secret: StoredSecret,
     /// The secret before the last rotation, still signing until `previous_secret_until`.
-    pub previous_secret: Option<String>,
+    pub previous_secret: Option<StoredSecret>,
     /// End of the rotation grace period, unix ms.
     pub previous_secret_until: Option<i64>,
     /// Custom headers sent with every delivery.
@@ -138,8 +139,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
         description: row.try_get("description")?,
         url: row.try_get("url")?,
         events: serde_json::from_str(&events).map_err(|e| corrupt("events", e))?,
-        secret: row.try_get("secret")?,
-        previous_secret: row.try_get("previous_secret")?,
+        secret: StoredSecret::Sealed(row.try_get("secret")?),
+        previous_secret: row
+            .try_get::<Option<String>, _>("previous_secret")?
+            .map(StoredSecret::Sealed),
         previous_secret_until: row.try_get("previous_secret_until")?,
         headers: serde_json::from_str(&headers).map_err(|e| corrupt("headers", e))?,
         retry_count: row.try_get("retry_count")?,
@@ -176,7 +179,9 @@ impl Store {
             "INSERT INTO webhooks ({COLUMNS}) VALUES ({})",
             placeholders(1, 22)
         );
-        self.execute_durably(bind_all(sqlx::query(&sql), w)).await?;
+        let sealed = self.sealed_secrets(w)?;
+        self.execute_durably(bind_all(sqlx::query(&sql), w, sealed))
+            .await?;
         Ok(())
     }
 
@@ -232,6 +237,7 @@ impl Store {
     /// (an inactive webhook receives nothing; `recover` brings them back); when it goes active,
     /// its failure streak starts over.
     pub async fn update_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+        let (secret, previous_secret) = self.sealed_secrets(w)?;
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE webhooks SET name = $2, description = $3, url = $4, events = $5, secret = $6, \
@@ -245,8 +251,8 @@ impl Store {
         .bind(&w.description)
         .bind(&w.url)
         .bind(serde_json::to_string(&w.events).expect("strings serialize"))
-        .bind(&w.secret)
-        .bind(&w.previous_secret)
+        .bind(secret)
+        .bind(previous_secret)
         .bind(w.previous_secret_until)
         .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
         .bind(w.retry_count)
@@ -299,6 +305,17 @@ impl Store {
         from_row(&row)
     }
 
+    /// The secret columns of `w`, sealed.
+    fn sealed_secrets(&self, w: &Webhook) -> Result<(String, Option<String>), StoreError> {
+        let secret = self.seal_secret(&w.id, &w.secret)?;
+        let previous = w
+            .previous_secret
+            .as_ref()
+            .map(|p| self.seal_secret(&w.id, p))
+            .transpose()?;
+        Ok((secret, previous))
+    }
+
     /// Active webhooks, for matching events to subscriptions.
     pub(crate) async fn active_webhooks(tx: &mut Tx) -> Result<Vec<Webhook>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE status = 'active'");
@@ -332,6 +349,7 @@ pub(crate) async fn close_queued(
 fn bind_all<'q>(
     q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     w: &Webhook,
+    (secret, previous_secret): (String, Option<String>),
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     q.bind(w.id.clone())
         .bind(w.owner_key_id.clone())
@@ -339,8 +357,8 @@ fn bind_all<'q>(
         .bind(w.description.clone())
         .bind(w.url.clone())
         .bind(serde_json::to_string(&w.events).expect("strings serialize"))
-        .bind(w.secret.clone())
-        .bind(w.previous_secret.clone())
+        .bind(secret)
+        .bind(previous_secret)
         .bind(w.previous_secret_until)
         .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
         .bind(w.retry_count)

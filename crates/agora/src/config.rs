@@ -21,6 +21,29 @@ impl FromStr for HumanDuration {
     }
 }
 
+/// A setting that is a secret: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(String);
+
+impl Redacted {
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Redacted {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -125,9 +148,23 @@ pub struct Config {
     #[arg(long, env = "AGORA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Requests a second one API key may make on average (0: unlimited).
+    #[arg(long, env = "AGORA_RATE_LIMIT_PER_SECOND", default_value = "1000")]
+    pub rate_limit_per_second: u32,
+
+    /// Requests one API key may make at once before the average applies.
+    #[arg(long, env = "AGORA_RATE_LIMIT_BURST", default_value = "2000")]
+    pub rate_limit_burst: u32,
+
     /// The admin key to create on first start (`AGORA_ADMIN_KEY`); never printed.
-    #[arg(skip = std::env::var("AGORA_ADMIN_KEY").ok().filter(|k| !k.is_empty()))]
-    pub admin_key: Option<String>,
+    #[arg(skip = std::env::var("AGORA_ADMIN_KEY").ok().filter(|k| !k.is_empty()).map(Redacted))]
+    pub admin_key: Option<Redacted>,
+
+    /// The key that seals webhook secrets at rest (`AGORA_SECRET_KEY`, 64 hex characters);
+    /// when unset, `{data dir}/secret.key`, generated on first start. Only an environment
+    /// variable, never a flag, so it does not show in the process list.
+    #[arg(skip = std::env::var("AGORA_SECRET_KEY").ok().filter(|k| !k.is_empty()).map(Redacted))]
+    pub secret_key: Option<Redacted>,
 }
 
 impl Config {

@@ -4,12 +4,14 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
+//! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
 pub mod bench;
 pub mod config;
 mod maintenance;
+pub mod secret_key;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,7 +33,8 @@ pub use config::Config;
 pub struct Running {
     /// The address the API listens on (useful when bound to port 0).
     pub addr: SocketAddr,
-    /// The admin key made on this start, when the database was empty.
+    /// The admin key generated on this start, when the database was empty and no
+    /// `AGORA_ADMIN_KEY` was given (an operator's own key is never printed back).
     pub bootstrap_admin_key: Option<String>,
     shutdown: CancellationToken,
     api: JoinHandle<std::io::Result<()>>,
@@ -72,10 +75,22 @@ impl Running {
 /// Starts the API and the dispatcher on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
     let url = config.database_url()?;
+    let secret_box = secret_key::load(&config)?;
     let waker = Waker::default();
     let store = Store::open(&url, waker.clone(), config.store_options())
         .await
-        .context("failed to open the database")?;
+        .context("failed to open the database")?
+        .with_secret_box(secret_box);
+    let sealed = store.check_and_seal_secrets().await.context(
+        "the secret key does not open the webhook secrets already stored; start with the key \
+         they were sealed with",
+    )?;
+    if sealed > 0 {
+        tracing::info!(
+            webhooks = sealed,
+            "sealed webhook secrets stored in plaintext"
+        );
+    }
     if store.backend() == Backend::Sqlite {
         // One process owns a SQLite database: whatever was in flight when it last stopped
         // is due again now.
@@ -113,6 +128,10 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         node_id: dispatcher_config.node_id.clone(),
         lease: dispatcher_config.lease,
         rotation_grace: config.rotation_grace.0,
+        rate_limiter: agora_api::ratelimit::KeyRateLimiter::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+        ),
     };
 
     let shutdown = CancellationToken::new();
@@ -151,7 +170,8 @@ async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<O
     }
     let value = config
         .admin_key
-        .clone()
+        .as_ref()
+        .map(|k| k.expose().to_owned())
         .unwrap_or_else(agora_store::keys::generate_value);
     match store
         .create_key("admin", &["admin".to_owned()], &value)
@@ -165,7 +185,7 @@ async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<O
     }
     write_secret_file(&config.data_dir.join("admin.key"), &value)
         .context("failed to write the admin key file")?;
-    Ok(Some(value))
+    Ok(config.admin_key.is_none().then_some(value))
 }
 
 /// Writes a secret to a file only its owner can read.

@@ -163,15 +163,21 @@ async fn publish_batch(
         events.push(checked_event(&state, e).await?);
     }
     let mut tx = state.store.begin().await?;
-    let subscribers = agora_store::outbox::Subscribers::load(&mut tx).await?;
-    let mut data = Vec::with_capacity(events.len());
-    for event in &events {
-        let queued = subscribers.publish(&mut tx, event, None).await?;
-        let mut body = serde_json::to_value(event).expect("events serialize");
-        body["deliveries"] = json!(queued);
-        data.push(body);
-    }
+    let pairs: Vec<_> = events.iter().map(|e| (e, None)).collect();
+    let queued = agora_store::outbox::Subscribers::load(&mut tx)
+        .await?
+        .publish_many(&mut tx, &pairs)
+        .await?;
     state.store.commit(tx).await?;
+    let data: Vec<Value> = events
+        .iter()
+        .zip(queued)
+        .map(|(event, queued)| {
+            let mut body = serde_json::to_value(event).expect("events serialize");
+            body["deliveries"] = json!(queued);
+            body
+        })
+        .collect();
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "data": data }))))
 }
 

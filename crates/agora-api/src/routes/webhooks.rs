@@ -17,6 +17,7 @@ use agora_core::signing::WebhookSecret;
 use agora_core::subscription::EventPattern;
 use agora_core::target::TargetError;
 use agora_core::time::{now_ms, parse_rfc3339};
+use agora_store::secretbox::StoredSecret;
 use agora_store::webhooks::{Webhook, WebhookFilter};
 use agora_store::StoreError;
 
@@ -54,10 +55,13 @@ struct WebhookInput {
     format: Option<String>,
 }
 
-/// The webhook with its secret, for the one answer that shows it.
+/// The webhook with its secret, for the one answer that shows it (at creation the secret is
+/// always fresh: generated or supplied in this request).
 fn with_secret(w: &Webhook) -> Value {
     let mut v = serde_json::to_value(w.view()).expect("webhooks serialize");
-    v["secret"] = Value::String(w.secret.clone());
+    if let Some(secret) = w.secret.fresh() {
+        v["secret"] = Value::String(secret.expose().to_owned());
+    }
     v
 }
 
@@ -90,7 +94,7 @@ async fn create(
         description: None,
         url: String::new(),
         events: Vec::new(),
-        secret: WebhookSecret::generate().expose().to_owned(),
+        secret: StoredSecret::Fresh(WebhookSecret::generate()),
         previous_secret: None,
         previous_secret_until: None,
         headers: BTreeMap::new(),
@@ -261,15 +265,16 @@ async fn rotate_secret(
     caller.require("webhooks:write")?;
     let mut w = load(&state, &caller, &id).await?;
     let now = now_ms();
+    let fresh = WebhookSecret::generate();
     w.previous_secret = Some(std::mem::replace(
         &mut w.secret,
-        WebhookSecret::generate().expose().to_owned(),
+        StoredSecret::Fresh(fresh.clone()),
     ));
     w.previous_secret_until = Some(now + state.rotation_grace.as_millis() as i64);
     w.updated_at = now;
     state.store.update_webhook(&w).await?;
     Ok(axum::Json(json!({
-        "secret": w.secret,
+        "secret": fresh.expose(),
         "previous_secret_expires_at": w.previous_secret_until.map(agora_core::time::to_rfc3339),
     })))
 }
@@ -334,9 +339,9 @@ async fn apply(
         None => {}
     }
     if let Some(secret) = input.secret {
-        WebhookSecret::parse(&secret)
+        let secret = WebhookSecret::parse(&secret)
             .map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))?;
-        w.secret = secret;
+        w.secret = StoredSecret::Fresh(secret);
     }
     if full || input.name.is_some() {
         w.name = check_text("name", input.name, 200)?;

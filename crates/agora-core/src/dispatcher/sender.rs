@@ -1,5 +1,6 @@
 //! One attempt: sign, POST, read a bounded answer, classify, decide.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
@@ -7,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
 use crate::retry::{parse_retry_after, Outcome, RetryPolicy, Verdict};
 use crate::signing::sign_all;
-use crate::target::{GuardedResolver, TargetPolicy};
+use crate::target::{GuardedResolver, Lookup, SystemLookup, TargetPolicy};
 use crate::time::now_ms;
 
 /// How much of a response body is kept in the delivery log.
@@ -47,6 +48,9 @@ pub struct Sender {
     policy: RetryPolicy,
     forum: String,
     user_agent: String,
+    /// Checked again before every attempt: an address literal in a URL never reaches the
+    /// resolver, and the policy may have changed since the webhook was created.
+    targets: TargetPolicy,
 }
 
 /// The settings a [`Sender`] is built from.
@@ -63,9 +67,17 @@ pub struct SenderConfig {
 impl Sender {
     /// Builds the shared client: rustls, no redirects, connections through the SSRF guard.
     pub fn new(config: SenderConfig) -> Result<Self, reqwest::Error> {
+        Self::with_lookup(config, Arc::new(SystemLookup))
+    }
+
+    /// As [`Sender::new`], resolving host names through `lookup` (tests inject answers).
+    pub fn with_lookup(
+        config: SenderConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(GuardedResolver::new(config.targets))
+            .dns_resolver(GuardedResolver::with_lookup(config.targets, lookup))
             .pool_max_idle_per_host(256)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
@@ -76,6 +88,7 @@ impl Sender {
             policy: config.retry,
             forum: config.forum_name,
             user_agent: format!("Agora-Webhooks/{}", env!("CARGO_PKG_VERSION")),
+            targets: config.targets,
         })
     }
 
@@ -99,10 +112,23 @@ impl Sender {
         headers.extend(delivery.headers.iter().cloned());
 
         let clock = Instant::now();
-        let sent =
-            tokio::time::timeout(delivery.timeout, self.send(delivery, &headers, body)).await;
+        // An address literal never reaches the guarded resolver, so the URL itself is checked
+        // again here; a refused target is never connected to (the first arm below records it).
+        let refused = self.targets.check_url(&delivery.url).err();
+        let sent = match refused {
+            Some(_) => Ok(Ok((0, None, String::new()))),
+            None => {
+                tokio::time::timeout(delivery.timeout, self.send(delivery, &headers, body)).await
+            }
+        };
         let duration_ms = clock.elapsed().as_millis() as i64;
         let (outcome, response_status, response_body, error) = match sent {
+            _ if refused.is_some() => (
+                Outcome::Unreachable,
+                None,
+                None,
+                refused.map(|e| format!("refused before connecting: {e}")),
+            ),
             Err(_) => (
                 Outcome::TimedOut,
                 None,

@@ -283,9 +283,10 @@ impl Nodes {
 fn bench_config(data_dir: PathBuf) -> Config {
     let mut config = Config::defaults(data_dir);
     config.allow_private_targets = true;
-    config.admin_key = Some(KEY.to_owned());
+    config.admin_key = Some(KEY.to_owned().into());
     config.forum_name = Some("bench".to_owned());
     config.retention_interval = "1d".parse().expect("a duration");
+    config.rate_limit_per_second = 0;
     config
 }
 
@@ -480,6 +481,7 @@ async fn memory(pending: usize) -> anyhow::Result<u64> {
         .env("AGORA_ADMIN_KEY", KEY)
         .env("AGORA_ALLOW_PRIVATE_TARGETS", "1")
         .env("AGORA_LOG", "warn")
+        .env("AGORA_RATE_LIMIT_PER_SECOND", "0")
         .env_remove("AGORA_DATABASE_URL")
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)

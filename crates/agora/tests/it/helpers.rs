@@ -41,7 +41,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     config.overload_penalty = "300ms".parse().unwrap();
     config.poll_interval = "100ms".parse().unwrap();
     config.breaker_cooldown = "500ms".parse().unwrap();
-    config.admin_key = Some(ADMIN_KEY.to_owned());
+    config.rate_limit_per_second = 0;
+    config.admin_key = Some(ADMIN_KEY.to_owned().into());
     config.forum_name = Some("Test Forum".to_owned());
     config
 }
@@ -49,6 +50,12 @@ pub fn test_config(data_dir: PathBuf) -> Config {
 /// Starts a server with the test config.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// Starts a server on SQLite whatever `AGORA_TEST_DATABASE` says, for tests that inspect the
+/// database file itself.
+pub async fn spawn_sqlite_app() -> TestApp {
+    spawn_app_with(|c| c.database_url = None).await
 }
 
 /// Starts a server with the test config as changed by `adjust`.

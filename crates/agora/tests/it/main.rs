@@ -9,5 +9,7 @@ mod cluster;
 mod crash;
 mod delivery;
 mod reliability;
+mod security;
+mod security_binary;
 mod signatures;
 mod webhooks_api;

@@ -35,6 +35,7 @@ impl ServerProcess {
             ("AGORA_RETRY_JITTER", "0"),
             ("AGORA_POLL_INTERVAL", "100ms"),
             ("AGORA_LOG", "warn"),
+            ("AGORA_RATE_LIMIT_PER_SECOND", "0"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
