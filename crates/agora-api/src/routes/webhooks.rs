@@ -226,7 +226,10 @@ async fn test(
         agora_store::outbox::publish_leased(&mut tx, &event, &w.id, (&state.node_id, lease_until))
             .await?;
     state.store.commit(tx).await?;
-    let mut claimed = state.store.load_claimed(std::slice::from_ref(&delivery_id)).await?;
+    let mut claimed = state
+        .store
+        .load_claimed(std::slice::from_ref(&delivery_id))
+        .await?;
     let mut delivery = claimed
         .pop()
         .ok_or_else(|| ApiError::internal("test delivery vanished after commit"))?;
