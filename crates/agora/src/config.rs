@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "AGORA_LEASE", default_value = "60s")]
     pub lease: HumanDuration,
 
+    /// How long after a user's last presence heartbeat (`POST /v1/presence`) they count as
+    /// offline and `user.offline` fires.
+    #[arg(long, env = "AGORA_PRESENCE_TIMEOUT", default_value = "60s")]
+    pub presence_timeout: HumanDuration,
+
     /// `text` or `json`.
     #[arg(long, env = "AGORA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -4,10 +4,12 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
+//! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
 pub mod config;
+pub mod presence;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +35,8 @@ pub struct Running {
     shutdown: CancellationToken,
     api: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
+    /// The presence sweeper, stopped by the same token.
+    presence: JoinHandle<()>,
     store: Store,
 }
 
@@ -48,6 +52,7 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.api.await.context("API task panicked")??;
         self.dispatcher.await.context("dispatcher task panicked")?;
+        self.presence.await.context("presence sweeper panicked")?;
         self.store.close().await;
         Ok(())
     }
@@ -105,6 +110,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker);
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let presence = tokio::spawn(presence::run(
+        store.clone(),
+        config.presence_timeout.0,
+        shutdown.clone(),
+    ));
     let addr = listener.local_addr().context("listener has no address")?;
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(agora_api::serve(listener, state, async move {
@@ -117,6 +127,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         shutdown,
         api,
         dispatcher,
+        presence,
         store,
     })
 }
