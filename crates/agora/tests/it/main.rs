@@ -5,5 +5,6 @@ mod helpers;
 
 mod api_validation;
 mod delivery;
+mod forum;
 mod signatures;
 mod webhooks_api;
