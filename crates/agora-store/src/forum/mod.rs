@@ -49,3 +49,27 @@ impl Cursor {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            value: -42,
+            id: "thr_01JD8X3A5C8E1G4J7L0N3Q6S9V".into(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in [
+            "",
+            "12",
+            "x.thr_1",
+            "1.",
+            "1.thr_1'--",
+            &format!("1.{}", "a".repeat(65)),
+        ] {
+            assert_eq!(Cursor::decode(bad), None, "{bad:?}");
+        }
+    }
+}

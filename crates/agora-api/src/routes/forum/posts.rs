@@ -86,6 +86,10 @@ async fn create(
         now: now_ms(),
     };
     if !rows::insert(&mut tx, &new).await? {
+        // Refused: the thread is locked, or was deleted meanwhile (another node's commit).
+        if let Err(StoreError::NotFound) = threads::owner(&mut tx, &thread.id).await {
+            return Err(ApiError::not_found("thread"));
+        }
         return Err(ApiError::conflict(
             "thread_locked",
             "this thread is locked and accepts no new posts",
