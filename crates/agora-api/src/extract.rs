@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::AppState;
+use agora_forum::roles::Role;
+use agora_store::forum::sessions::{Session, TOKEN_PREFIX};
 use agora_store::keys::ApiKey;
 
 /// `axum::Json`, but a body that is too large, not JSON or of the wrong shape is answered as
@@ -48,6 +50,14 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A JSON body that may be left out entirely (empty or whitespace): then `T::default()`.
+pub fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid("invalid_body", e.to_string()))
+}
+
 /// `axum::extract::Query` with errors in the project's shape.
 pub struct Query<T>(pub T);
 
@@ -62,34 +72,80 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The API key a request authenticated with.
+/// Who sent a request: an API key (an integration, with explicit abilities) or a user
+/// signed in with a session token from `POST /v1/auth/login`.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    /// An API key; acts for the integration, on anyone's content its abilities cover.
+    Key(ApiKey),
+    /// A user session; acts only as that user, unless their role says otherwise.
+    User(Session),
+}
+
+/// The authenticated sender of a request.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    /// The key.
-    pub key: ApiKey,
+    /// The key or session.
+    pub principal: Principal,
 }
 
 impl Caller {
-    /// Whether the key holds `admin`.
+    /// The API key, when the caller is one.
+    pub fn key(&self) -> Option<&ApiKey> {
+        match &self.principal {
+            Principal::Key(key) => Some(key),
+            Principal::User(_) => None,
+        }
+    }
+
+    /// The signed-in user's id, when the caller is a session.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::Key(_) => None,
+            Principal::User(s) => Some(&s.user_id),
+        }
+    }
+
+    /// Who did something, as recorded in `edited_by`, `reported_by` and the like: the user's
+    /// id, or the key's.
+    pub fn actor_id(&self) -> &str {
+        match &self.principal {
+            Principal::Key(key) => &key.id,
+            Principal::User(s) => &s.user_id,
+        }
+    }
+
+    /// Whether the caller is an API key holding `admin`.
     pub fn is_admin(&self) -> bool {
-        self.key.abilities.iter().any(|a| a == "admin")
+        self.key()
+            .is_some_and(|k| k.abilities.iter().any(|a| a == "admin"))
     }
 
-    /// Whether the key holds an ability: `admin` holds all, `x:write` holds `x:read`.
+    /// Whether the caller holds an ability. Keys: `admin` holds all, `x:write` holds
+    /// `x:read`. Sessions: as their role allows ([`Role::can`]).
     pub fn can(&self, ability: &str) -> bool {
-        self.is_admin()
-            || self.key.abilities.iter().any(|a| {
-                a == ability
-                    || ability
-                        .strip_suffix(":read")
-                        .is_some_and(|resource| *a == format!("{resource}:write"))
-            })
+        match &self.principal {
+            Principal::User(s) => s.role.can(ability),
+            Principal::Key(key) => {
+                self.is_admin()
+                    || key.abilities.iter().any(|a| {
+                        a == ability
+                            || ability
+                                .strip_suffix(":read")
+                                .is_some_and(|resource| *a == format!("{resource}:write"))
+                    })
+            }
+        }
     }
 
-    /// Answers 403 unless the key holds `ability`.
+    /// Answers 403 unless the caller holds `ability`.
     pub fn require(&self, ability: &str) -> Result<(), ApiError> {
         if self.can(ability) {
             Ok(())
+        } else if self.user_id().is_some() {
+            Err(ApiError::forbidden(format!(
+                "your account may not do this (it needs `{ability}`)"
+            )))
         } else {
             Err(ApiError::forbidden(format!(
                 "this API key lacks the `{ability}` ability"
@@ -97,12 +153,28 @@ impl Caller {
         }
     }
 
-    /// Whose webhooks the caller may see.
+    /// Whether the caller may change content owned by `owner_id`: a key holding the
+    /// resource's write ability may (it acts for the integration), a session only on its own
+    /// content unless its user moderates.
+    pub fn may_act_on(&self, owner_id: &str) -> bool {
+        match &self.principal {
+            Principal::Key(_) => true,
+            Principal::User(s) => s.user_id == owner_id || s.role >= Role::Moderator,
+        }
+    }
+
+    /// Whether the caller moderates: a session of a moderator or admin, or a key holding
+    /// `moderation:write`.
+    pub fn moderates(&self) -> bool {
+        self.can("moderation:write")
+    }
+
+    /// Whose webhooks the caller may see (only keys reach the webhook routes).
     pub fn owner(&self) -> agora_store::webhooks::Owner<'_> {
         if self.is_admin() {
             agora_store::webhooks::Owner::Anyone
         } else {
-            agora_store::webhooks::Owner::Key(&self.key.id)
+            agora_store::webhooks::Owner::Key(self.actor_id())
         }
     }
 }
@@ -130,10 +202,23 @@ impl FromRequestParts<AppState> for Caller {
                 "missing API key: send `Authorization: Bearer {key}` or `x-api-key: {key}`",
             ));
         };
+        if value.starts_with(TOKEN_PREFIX) {
+            let now = agora_core::time::now_ms();
+            if let Some(session) = state.store.authenticate_session(value, now).await? {
+                return Ok(Self {
+                    principal: Principal::User(session),
+                });
+            }
+        }
         match state.store.authenticate(value).await? {
             Some(key) => {
                 state.rate_limiter.check(&key.id)?;
-                Ok(Self { key })
+                Ok(Self {
+                    principal: Principal::Key(key),
+                })
+            }
+            None if value.starts_with(TOKEN_PREFIX) => {
+                Err(unauthorized("invalid or expired session token"))
             }
             None => Err(unauthorized("invalid or revoked API key")),
         }

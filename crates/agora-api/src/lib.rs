@@ -7,7 +7,8 @@
 //! - [`router`]: every route; [`serve`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
 //! - [`ratelimit`]: per-key request limits, checked when a request authenticates.
-//! - `routes::*`: one module per resource.
+//! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
+//!   groups, tags, threads, posts, reactions, moderation).
 //!
 //! Handlers never call a webhook receiver themselves, except `POST /v1/webhooks/{id}/test`,
 //! which is a synchronous attempt by definition; everything else goes through the outbox.
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::deliveries::routes())
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
+        .merge(routes::forum::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -1,4 +1,83 @@
-//! The built-in event types of CONTRACT.md §3.
+//! The built-in event types of CONTRACT.md §3, each with the Rust type of its `data`, from
+//! which `GET /v1/event-types` derives a JSON Schema and an example payload.
+
+use serde_json::{json, Value};
+
+use crate::examples;
+use crate::model;
+
+/// Which resource an event's `data` is; one schema per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// [`model::Thread`].
+    Thread,
+    /// [`model::Post`].
+    Post,
+    /// [`model::Reaction`].
+    Reaction,
+    /// [`model::SpamFlag`].
+    SpamFlag,
+    /// [`model::Report`].
+    Report,
+    /// [`model::User`].
+    User,
+    /// [`model::Follow`].
+    Follow,
+    /// [`model::Category`].
+    Category,
+    /// [`model::Membership`].
+    Membership,
+    /// [`model::Group`].
+    Group,
+    /// [`model::Tag`].
+    Tag,
+    /// The operational `webhook.*` payloads, free-form objects.
+    Operational,
+}
+
+impl DataKind {
+    /// The JSON Schema (draft 2020-12) of the `data` of events of this kind.
+    pub fn schema(self) -> Value {
+        let schema = match self {
+            Self::Thread => schemars::schema_for!(model::Thread),
+            Self::Post => schemars::schema_for!(model::Post),
+            Self::Reaction => schemars::schema_for!(model::Reaction),
+            Self::SpamFlag => schemars::schema_for!(model::SpamFlag),
+            Self::Report => schemars::schema_for!(model::Report),
+            Self::User => schemars::schema_for!(model::User),
+            Self::Follow => schemars::schema_for!(model::Follow),
+            Self::Category => schemars::schema_for!(model::Category),
+            Self::Membership => schemars::schema_for!(model::Membership),
+            Self::Group => schemars::schema_for!(model::Group),
+            Self::Tag => schemars::schema_for!(model::Tag),
+            Self::Operational => {
+                return json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"})
+            }
+        };
+        serde_json::to_value(schema).expect("schemas serialize")
+    }
+
+    /// A realistic `data` of this kind, valid against [`DataKind::schema`].
+    pub fn example(self) -> Value {
+        fn v(x: impl serde::Serialize) -> Value {
+            serde_json::to_value(x).expect("examples serialize")
+        }
+        match self {
+            Self::Thread => v(examples::thread()),
+            Self::Post => v(examples::post()),
+            Self::Reaction => v(examples::reaction()),
+            Self::SpamFlag => v(examples::spam_flag()),
+            Self::Report => v(examples::report()),
+            Self::User => v(examples::user()),
+            Self::Follow => v(examples::follow()),
+            Self::Category => v(examples::category()),
+            Self::Membership => v(examples::membership()),
+            Self::Group => v(examples::group()),
+            Self::Tag => v(examples::tag()),
+            Self::Operational => json!({"webhook_id": "wh_01JD8X3ZQ4T9M2K7C5B6N8P0RS"}),
+        }
+    }
+}
 
 /// A built-in event type.
 #[derive(Clone, Copy, Debug)]
@@ -7,76 +86,186 @@ pub struct BuiltinEventType {
     pub name: &'static str,
     /// What it means, for integrators browsing the catalog.
     pub description: &'static str,
+    /// What its `data` is.
+    pub data: DataKind,
 }
 
-const fn t(name: &'static str, description: &'static str) -> BuiltinEventType {
-    BuiltinEventType { name, description }
+const fn t(name: &'static str, description: &'static str, data: DataKind) -> BuiltinEventType {
+    BuiltinEventType {
+        name,
+        description,
+        data,
+    }
 }
 
 /// Every built-in event type, grouped by resource.
 pub const BUILTIN: &[BuiltinEventType] = &[
-    t("thread.created", "A thread was started."),
-    t("thread.updated", "A thread's title, body or tags changed."),
-    t("thread.deleted", "A thread was deleted."),
+    t("thread.created", "A thread was started.", DataKind::Thread),
+    t(
+        "thread.updated",
+        "A thread's title, body or tags changed.",
+        DataKind::Thread,
+    ),
+    t("thread.deleted", "A thread was deleted.", DataKind::Thread),
     t(
         "thread.pinned",
         "A thread was pinned to the top of its category.",
+        DataKind::Thread,
     ),
-    t("thread.unpinned", "A thread was unpinned."),
+    t(
+        "thread.unpinned",
+        "A thread was unpinned.",
+        DataKind::Thread,
+    ),
     t(
         "thread.locked",
         "A thread was locked: it accepts no new posts.",
+        DataKind::Thread,
     ),
-    t("thread.unlocked", "A thread was unlocked."),
-    t("thread.moved", "A thread was moved to another category."),
-    t("post.created", "A reply was posted in a thread."),
-    t("post.updated", "A reply was edited."),
-    t("post.deleted", "A reply was deleted."),
-    t("reaction.added", "Someone reacted to a post (a like)."),
-    t("reaction.removed", "Someone took a reaction back."),
+    t(
+        "thread.unlocked",
+        "A thread was unlocked.",
+        DataKind::Thread,
+    ),
+    t(
+        "thread.moved",
+        "A thread was moved to another category.",
+        DataKind::Thread,
+    ),
+    t(
+        "post.created",
+        "A reply was posted in a thread.",
+        DataKind::Post,
+    ),
+    t("post.updated", "A reply was edited.", DataKind::Post),
+    t("post.deleted", "A reply was deleted.", DataKind::Post),
+    t(
+        "reaction.added",
+        "Someone reacted to a post (a like).",
+        DataKind::Reaction,
+    ),
+    t(
+        "reaction.removed",
+        "Someone took a reaction back.",
+        DataKind::Reaction,
+    ),
     t(
         "content.flagged_spam",
         "A thread or post was flagged as spam and left public lists.",
+        DataKind::SpamFlag,
     ),
     t(
         "content.unflagged_spam",
         "A thread or post was cleared of the spam flag.",
+        DataKind::SpamFlag,
     ),
     t(
         "report.created",
         "A thread, post or user was reported to the moderators.",
+        DataKind::Report,
     ),
-    t("report.resolved", "A moderator resolved a report."),
-    t("user.registered", "A user registered."),
-    t("user.updated", "A user's profile changed."),
-    t("user.deleted", "A user account was deleted."),
+    t(
+        "report.resolved",
+        "A moderator resolved a report.",
+        DataKind::Report,
+    ),
+    t("user.registered", "A user registered.", DataKind::User),
+    t("user.updated", "A user's profile changed.", DataKind::User),
+    t(
+        "user.deleted",
+        "A user account was deleted.",
+        DataKind::User,
+    ),
     t(
         "user.online",
         "A user came online (first presence heartbeat).",
+        DataKind::User,
     ),
-    t("user.offline", "A user went offline (heartbeats stopped)."),
-    t("user.followed", "A user followed another user."),
-    t("user.unfollowed", "A user stopped following another user."),
-    t("category.created", "A category (forum, space) was created."),
-    t("category.updated", "A category's settings changed."),
-    t("category.deleted", "A category was deleted."),
-    t("category.member_joined", "A user joined a category."),
-    t("category.member_left", "A user left a category."),
-    t("group.created", "A user group was created."),
-    t("group.updated", "A user group changed."),
-    t("group.deleted", "A user group was deleted."),
-    t("tag.created", "A tag was created."),
-    t("tag.updated", "A tag was renamed or changed."),
-    t("tag.deleted", "A tag was deleted."),
+    t(
+        "user.offline",
+        "A user went offline (heartbeats stopped).",
+        DataKind::User,
+    ),
+    t(
+        "user.followed",
+        "A user followed another user.",
+        DataKind::Follow,
+    ),
+    t(
+        "user.unfollowed",
+        "A user stopped following another user.",
+        DataKind::Follow,
+    ),
+    t(
+        "category.created",
+        "A category (forum, space) was created.",
+        DataKind::Category,
+    ),
+    t(
+        "category.updated",
+        "A category's settings changed.",
+        DataKind::Category,
+    ),
+    t(
+        "category.deleted",
+        "A category was deleted.",
+        DataKind::Category,
+    ),
+    t(
+        "category.member_joined",
+        "A user joined a category.",
+        DataKind::Membership,
+    ),
+    t(
+        "category.member_left",
+        "A user left a category.",
+        DataKind::Membership,
+    ),
+    t(
+        "group.created",
+        "A user group was created.",
+        DataKind::Group,
+    ),
+    t("group.updated", "A user group changed.", DataKind::Group),
+    t(
+        "group.deleted",
+        "A user group was deleted.",
+        DataKind::Group,
+    ),
+    t("tag.created", "A tag was created.", DataKind::Tag),
+    t(
+        "tag.updated",
+        "A tag was renamed or changed.",
+        DataKind::Tag,
+    ),
+    t("tag.deleted", "A tag was deleted.", DataKind::Tag),
     t(
         "webhook.test",
         "A test delivery asked for with POST /v1/webhooks/{id}/test.",
+        DataKind::Operational,
     ),
     t(
         "webhook.disabled",
         "A webhook was disabled by the system (410 Gone, or failing for days).",
+        DataKind::Operational,
     ),
 ];
+
+/// The built-in type of this name.
+pub fn builtin(name: &str) -> Option<&'static BuiltinEventType> {
+    BUILTIN.iter().find(|t| t.name == name)
+}
+
+/// A new event of the built-in type `name` whose `data` is `resource` as the API answers it.
+///
+/// Panics on a name that is not built in: callers pass literals, and a unit test checks them.
+pub fn event(name: &'static str, resource: &impl serde::Serialize) -> agora_core::event::Event {
+    assert!(is_builtin(name), "`{name}` is not a built-in event type");
+    agora_core::event::Event::new(
+        agora_core::event::EventType::parse(name).expect("built-in names are valid"),
+        serde_json::to_value(resource).expect("forum resources serialize"),
+    )
+}
 
 /// Whether `name` is a built-in event type.
 pub fn is_builtin(name: &str) -> bool {

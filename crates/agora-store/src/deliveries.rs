@@ -431,7 +431,9 @@ fn typed_rows(rows: usize, types: &[&str]) -> String {
 
 /// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
 async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
-    const TYPES: [&str; 9] = ["TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT"];
+    const TYPES: [&str; 9] = [
+        "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT",
+    ];
     let sql = format!(
         "INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, request_headers, \
          response_status, response_body, error) \
@@ -458,7 +460,11 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), 
 
 /// Moves attempted deliveries to their next state. Only the claim whose attempt number matches
 /// may move a delivery, so a late answer from a node whose lease expired changes nothing.
-async fn advance_deliveries(tx: &mut Tx, attempts: &[AttemptRecord], now: i64) -> Result<(), StoreError> {
+async fn advance_deliveries(
+    tx: &mut Tx,
+    attempts: &[AttemptRecord],
+    now: i64,
+) -> Result<(), StoreError> {
     const TYPES: [&str; 6] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
     let sql = format!(
         "UPDATE deliveries SET status = v.column3, due_at = v.column4, lease_owner = NULL, \
@@ -473,7 +479,9 @@ async fn advance_deliveries(tx: &mut Tx, attempts: &[AttemptRecord], now: i64) -
         let (status, due_at) = match a.next {
             NextState::Succeeded => ("succeeded", None),
             NextState::RetryAt(at) => ("failed", Some(at)),
-            NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => ("exhausted", None),
+            NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => {
+                ("exhausted", None)
+            }
         };
         q = q
             .bind(a.delivery_id.clone())

@@ -49,8 +49,14 @@ async fn commit_group(
 ) -> Vec<Result<usize, StoreError>> {
     let attempt = async {
         let mut tx = write.begin_with(durable_begin(backend)).await?;
-        let events: Vec<_> = group.iter().map(|j| (&j.event, j.routing.as_ref())).collect();
-        let queued = Subscribers::load(&mut tx).await?.publish_many(&mut tx, &events).await?;
+        let events: Vec<_> = group
+            .iter()
+            .map(|j| (&j.event, j.routing.as_ref()))
+            .collect();
+        let queued = Subscribers::load(&mut tx)
+            .await?
+            .publish_many(&mut tx, &events)
+            .await?;
         commit_notifying(tx, backend, waker).await?;
         Ok::<_, StoreError>(queued)
     };

@@ -11,6 +11,9 @@
 //! - [`outbox`]: records an event and its deliveries in the caller's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
 //!   delivery log.
+//! - [`forum`]: the forum's tables (users, sessions, groups, categories, tags, threads, posts,
+//!   reactions, follows, reports, presence), as functions on a connection or transaction so a
+//!   handler composes a change and its `outbox::publish` in one transaction.
 //!
 //! Every statement is written once, with `$1` placeholders that both engines accept; where the
 //! engines differ (claiming with `FOR UPDATE SKIP LOCKED`) the difference is spelled out next to
@@ -19,6 +22,7 @@
 pub mod catalog;
 pub mod deliveries;
 mod error;
+pub mod forum;
 mod group_commit;
 pub mod keys;
 pub mod outbox;
@@ -39,6 +43,13 @@ pub use self::error::StoreError;
 
 /// A transaction on either engine.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// A connection on either engine; a [`Tx`] derefs to one (`&mut **tx`), so read functions
+/// serve both a handler's transaction and a plain read.
+pub type Conn = sqlx::AnyConnection;
+
+/// A connection borrowed from the read pool.
+pub type ReadConn = sqlx::pool::PoolConnection<sqlx::Any>;
 
 /// Which engine a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +195,11 @@ impl Store {
     /// told about goes through one.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(self.write.begin_with(durable_begin(self.backend)).await?)
+    }
+
+    /// A connection for reads outside any transaction (on SQLite, beside the writer).
+    pub async fn reader(&self) -> Result<ReadConn, StoreError> {
+        Ok(self.read.acquire().await?)
     }
 
     /// Starts a transaction for the dispatcher's own bookkeeping (claims, attempt records,

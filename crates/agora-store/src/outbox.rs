@@ -74,7 +74,12 @@ impl Subscribers {
 
     /// Records `event` and queues it for every subscriber that wants it. Returns how many
     /// deliveries were queued.
-    pub async fn publish(&self, tx: &mut Tx, event: &Event, routing: Option<&Routing>) -> Result<usize, StoreError> {
+    pub async fn publish(
+        &self,
+        tx: &mut Tx,
+        event: &Event,
+        routing: Option<&Routing>,
+    ) -> Result<usize, StoreError> {
         let queued = self.publish_many(tx, &[(event, routing)]).await?;
         Ok(queued[0])
     }
@@ -190,7 +195,11 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
 
 /// Inserts one delivery per (event, webhook) pair, 100 to a statement, pending and due now,
 /// or already leased. Returns the delivery ids in order.
-async fn queue(tx: &mut Tx, pairs: &[(&Event, &str)], lease: Option<(&str, i64)>) -> Result<Vec<String>, StoreError> {
+async fn queue(
+    tx: &mut Tx,
+    pairs: &[(&Event, &str)],
+    lease: Option<(&str, i64)>,
+) -> Result<Vec<String>, StoreError> {
     const COLS: usize = 10;
     let now = now_ms();
     let ids: Vec<String> = pairs.iter().map(|_| new_id(DELIVERY)).collect();

@@ -143,6 +143,10 @@ pub struct Config {
     /// SQLite: how long a write waits for a lock before answering 503 `storage_unavailable`.
     #[arg(long, env = "AGORA_SQLITE_BUSY_TIMEOUT", default_value = "5s")]
     pub sqlite_busy_timeout: HumanDuration,
+    /// How long after a user's last presence heartbeat (`POST /v1/presence`) they count as
+    /// offline and `user.offline` fires.
+    #[arg(long, env = "AGORA_PRESENCE_TIMEOUT", default_value = "60s")]
+    pub presence_timeout: HumanDuration,
 
     /// `text` or `json`.
     #[arg(long, env = "AGORA_LOG_FORMAT", value_enum, default_value = "text")]

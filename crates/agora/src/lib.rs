@@ -5,12 +5,14 @@
 //!
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
 //! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
+//! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
 pub mod bench;
 pub mod config;
 mod maintenance;
+pub mod presence;
 pub mod secret_key;
 
 use std::net::SocketAddr;
@@ -39,7 +41,7 @@ pub struct Running {
     shutdown: CancellationToken,
     api: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
-    /// Timers: retention (and the forum's presence sweep).
+    /// Timers: retention and the forum's presence sweep.
     background: TaskTracker,
     store: Store,
 }
@@ -142,6 +144,11 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         store.clone(),
         config.retention.0,
         config.retention_interval.0,
+        shutdown.clone(),
+    ));
+    background.spawn(presence::run(
+        store.clone(),
+        config.presence_timeout.0,
         shutdown.clone(),
     ));
     background.close();

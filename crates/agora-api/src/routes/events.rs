@@ -35,8 +35,8 @@ async fn list_types(
                 "name": t.name,
                 "description": t.description,
                 "builtin": true,
-                "schema": null,
-                "example": null,
+                "schema": t.data.schema(),
+                "example": t.data.example(),
             })
         })
         .collect();

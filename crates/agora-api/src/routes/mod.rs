@@ -2,6 +2,7 @@
 
 pub mod deliveries;
 pub mod events;
+pub mod forum;
 pub mod health;
 pub mod keys;
 pub mod webhooks;

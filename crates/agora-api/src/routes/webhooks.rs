@@ -89,7 +89,7 @@ async fn create(
     let now = now_ms();
     let mut w = Webhook {
         id: new_id(WEBHOOK),
-        owner_key_id: Some(caller.key.id.clone()),
+        owner_key_id: caller.key().map(|k| k.id.clone()),
         name: None,
         description: None,
         url: String::new(),

@@ -18,8 +18,13 @@ async fn start_nodes(
     env: &[(&str, &str)],
 ) -> Vec<ServerProcess> {
     let mut nodes = Vec::new();
+    // Every node of a cluster shares the key that seals webhook secrets.
+    let secret_key = "5e".repeat(32);
     for dir in dirs.iter().take(n) {
-        let mut vars = vec![("AGORA_DATABASE_URL", url)];
+        let mut vars = vec![
+            ("AGORA_DATABASE_URL", url),
+            ("AGORA_SECRET_KEY", secret_key.as_str()),
+        ];
         vars.extend_from_slice(env);
         nodes.push(ServerProcess::start(dir.path(), &vars).await);
     }

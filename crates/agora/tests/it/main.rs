@@ -8,6 +8,7 @@ mod api_validation;
 mod cluster;
 mod crash;
 mod delivery;
+mod forum;
 mod reliability;
 mod security;
 mod security_binary;

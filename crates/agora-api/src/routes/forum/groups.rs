@@ -1,0 +1,209 @@
+//! Groups: `/v1/groups`, `/v1/groups/{id}`, `/v1/groups/{id}/members/{user_id}` (a user has
+//! one group; assigning moves them, and fires `user.updated`).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::Deserialize;
+
+use agora_core::ids::new_id;
+use agora_core::time::now_ms;
+use agora_forum::input::{self, limits};
+use agora_forum::model::{Group, User};
+use agora_store::forum::groups::{self as rows, GroupFields};
+use agora_store::forum::users;
+
+use super::{check_id, found, id_cursor, invalid, prefix, publish, unique};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json, Query};
+use crate::pagination::{Page, PageQuery};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/groups", post(create).get(list))
+        .route("/v1/groups/{id}", get(read).patch(update).delete(remove))
+        .route(
+            "/v1/groups/{id}/members/{user_id}",
+            put(assign).delete(unassign),
+        )
+        .route("/v1/groups/{id}/members", post(assign_body))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupInput {
+    name: Option<String>,
+    description: Option<String>,
+    is_moderator: Option<bool>,
+    is_admin: Option<bool>,
+}
+
+fn parse(input: GroupInput, before: Option<&Group>) -> ApiResult<GroupFields> {
+    let name = match (input.name.as_deref(), before) {
+        (Some(n), _) => input::text("name", n, 1, limits::NAME).map_err(invalid)?,
+        (None, Some(b)) => b.name.clone(),
+        (None, None) => return Err(ApiError::invalid("invalid_body", "name is required")),
+    };
+    let description = match input.description.as_deref() {
+        Some(d) => {
+            input::optional_text("description", Some(d), limits::DESCRIPTION).map_err(invalid)?
+        }
+        None => before.and_then(|b| b.description.clone()),
+    };
+    Ok(GroupFields {
+        name,
+        description,
+        is_moderator: input
+            .is_moderator
+            .or(before.map(|b| b.is_moderator))
+            .unwrap_or(false),
+        is_admin: input
+            .is_admin
+            .or(before.map(|b| b.is_admin))
+            .unwrap_or(false),
+    })
+}
+
+const NAME_TAKEN: &str = "another group already has that name";
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<GroupInput>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("groups:write")?;
+    let fields = parse(input, None)?;
+    let id = new_id(prefix::GROUP);
+    let mut tx = state.store.begin().await?;
+    unique(
+        rows::insert(&mut tx, &id, &fields, now_ms()).await,
+        "group_exists",
+        NAME_TAKEN,
+    )?;
+    let group = rows::get(&mut tx, &id).await?;
+    publish(&mut tx, "group.created", &group, None).await?;
+    state.store.commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(group)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Group>>> {
+    caller.require("groups:read")?;
+    let limit = page.limit()?;
+    let mut conn = state.store.reader().await?;
+    let items = rows::list(&mut conn, id_cursor(&page)?, limit).await?;
+    Ok(axum::Json(Page::new(items, limit, |g| g.id.clone())))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Group>> {
+    caller.require("groups:read")?;
+    check_id(&id, prefix::GROUP, "group")?;
+    let mut conn = state.store.reader().await?;
+    Ok(axum::Json(found(rows::get(&mut conn, &id).await, "group")?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<GroupInput>,
+) -> ApiResult<axum::Json<Group>> {
+    caller.require("groups:write")?;
+    check_id(&id, prefix::GROUP, "group")?;
+    let mut tx = state.store.begin().await?;
+    let before = found(rows::get(&mut tx, &id).await, "group")?;
+    let fields = parse(input, Some(&before))?;
+    unique(
+        rows::update(&mut tx, &id, &fields, now_ms()).await,
+        "group_exists",
+        NAME_TAKEN,
+    )?;
+    let group = rows::get(&mut tx, &id).await?;
+    publish(&mut tx, "group.updated", &group, None).await?;
+    state.store.commit(tx).await?;
+    Ok(axum::Json(group))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("groups:write")?;
+    check_id(&id, prefix::GROUP, "group")?;
+    let mut tx = state.store.begin().await?;
+    let group = found(rows::get(&mut tx, &id).await, "group")?;
+    rows::delete(&mut tx, &id).await?;
+    publish(&mut tx, "group.deleted", &group, None).await?;
+    state.store.commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Assign {
+    user_id: String,
+}
+
+async fn assign_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<Assign>,
+) -> ApiResult<axum::Json<User>> {
+    set_group(state, caller, id, input.user_id, true).await
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<User>> {
+    set_group(state, caller, id, user_id, true).await
+}
+
+async fn unassign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<User>> {
+    set_group(state, caller, id, user_id, false).await
+}
+
+/// Puts the user in the group (or takes them out of it) and fires `user.updated`.
+async fn set_group(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    user_id: String,
+    on: bool,
+) -> ApiResult<axum::Json<User>> {
+    caller.require("groups:write")?;
+    check_id(&id, prefix::GROUP, "group")?;
+    check_id(&user_id, super::prefix::USER, "user")?;
+    let mut tx = state.store.begin().await?;
+    found(rows::get(&mut tx, &id).await, "group")?;
+    let before = found(users::get(&mut tx, &user_id).await, "user")?;
+    let in_group = before.group.as_ref().is_some_and(|g| g.id == id);
+    if !on && !in_group {
+        return Err(ApiError::not_found("group member"));
+    }
+    if on == in_group {
+        return Ok(axum::Json(before));
+    }
+    users::set_group(&mut tx, &user_id, on.then_some(id.as_str()), now_ms()).await?;
+    let user = users::get(&mut tx, &user_id).await?;
+    publish(&mut tx, "user.updated", &user, None).await?;
+    state.store.commit(tx).await?;
+    Ok(axum::Json(user))
+}

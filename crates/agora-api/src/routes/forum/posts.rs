@@ -1,0 +1,191 @@
+//! Posts (replies): `/v1/threads/{id}/posts`, `/v1/posts/{id}`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use agora_core::ids::{has_prefix, new_id};
+use agora_core::time::now_ms;
+use agora_forum::input::{self, limits};
+use agora_forum::model::Post;
+use agora_store::forum::posts::{self as rows, NewPost};
+use agora_store::forum::threads;
+use agora_store::outbox::Routing;
+use agora_store::{Conn, StoreError};
+
+use super::{
+    acting_user, check_id, found, id_cursor, invalid, prefix, publish, require_owner, routing,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json, Query};
+use crate::pagination::{Page, PageQuery};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/threads/{id}/posts", get(list).post(create))
+        .route("/v1/posts/{id}", get(read).patch(update).delete(remove))
+}
+
+/// Where a post's events happen: its thread's category and tags.
+pub(crate) async fn post_routing(conn: &mut Conn, post: &Post) -> ApiResult<Routing> {
+    let thread = threads::get(conn, &post.thread_id).await?;
+    Ok(routing(&thread))
+}
+
+/// A post that exists.
+pub(crate) async fn load(conn: &mut Conn, id: &str) -> ApiResult<Post> {
+    check_id(id, prefix::POST, "post")?;
+    found(rows::get(conn, id).await, "post")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPostInput {
+    body: String,
+    /// A post of the same thread that this one answers.
+    reply_to_id: Option<String>,
+    /// For API keys: the author.
+    user_id: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    Json(input): Json<NewPostInput>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("posts:write")?;
+    let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
+    let mut tx = state.store.begin().await?;
+    let thread = super::threads::load(&mut tx, &thread_id).await?;
+    let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
+    if let Some(parent) = &input.reply_to_id {
+        let same_thread = has_prefix(parent, prefix::POST)
+            && match rows::get(&mut tx, parent).await {
+                Ok(p) => p.thread_id == thread.id,
+                Err(StoreError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !same_thread {
+            return Err(ApiError::invalid(
+                "invalid_reply_to",
+                "reply_to_id must be a post of the same thread",
+            ));
+        }
+    }
+    let new = NewPost {
+        id: new_id(prefix::POST),
+        thread_id: thread.id.clone(),
+        user_id,
+        reply_to_id: input.reply_to_id,
+        body,
+        now: now_ms(),
+    };
+    if !rows::insert(&mut tx, &new).await? {
+        // Refused: the thread is locked, or was deleted meanwhile (another node's commit).
+        if let Err(StoreError::NotFound) = threads::owner(&mut tx, &thread.id).await {
+            return Err(ApiError::not_found("thread"));
+        }
+        return Err(ApiError::conflict(
+            "thread_locked",
+            "this thread is locked and accepts no new posts",
+        ));
+    }
+    let post = rows::get(&mut tx, &new.id).await?;
+    publish(&mut tx, "post.created", &post, Some(&routing(&thread))).await?;
+    state.store.commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(post)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    /// Moderators only: also posts flagged as spam.
+    #[serde(default)]
+    include_spam: bool,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(thread_id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Page<Post>>> {
+    caller.require("posts:read")?;
+    if q.include_spam && !caller.can("moderation:read") {
+        return Err(ApiError::forbidden("only moderators list spam"));
+    }
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let mut conn = state.store.reader().await?;
+    super::threads::load(&mut conn, &thread_id).await?;
+    let posts = rows::list_by_thread(
+        &mut conn,
+        &thread_id,
+        q.include_spam,
+        id_cursor(&page)?,
+        limit,
+    )
+    .await?;
+    Ok(axum::Json(Page::new(posts, limit, |p| p.id.clone())))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Post>> {
+    caller.require("posts:read")?;
+    let mut conn = state.store.reader().await?;
+    Ok(axum::Json(load(&mut conn, &id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostChange {
+    body: String,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<PostChange>,
+) -> ApiResult<axum::Json<Post>> {
+    caller.require("posts:write")?;
+    let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &id).await?;
+    require_owner(&caller, &before.user.id, "post")?;
+    rows::update_body(&mut tx, &id, &body, caller.actor_id(), now_ms()).await?;
+    let post = rows::get(&mut tx, &id).await?;
+    let r = post_routing(&mut tx, &post).await?;
+    publish(&mut tx, "post.updated", &post, Some(&r)).await?;
+    state.store.commit(tx).await?;
+    Ok(axum::Json(post))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("posts:write")?;
+    let mut tx = state.store.begin().await?;
+    let post = load(&mut tx, &id).await?;
+    require_owner(&caller, &post.user.id, "post")?;
+    let r = post_routing(&mut tx, &post).await?;
+    rows::delete(&mut tx, &id).await?;
+    publish(&mut tx, "post.deleted", &post, Some(&r)).await?;
+    state.store.commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,109 @@
+//! Reactions: `/v1/posts/{id}/reactions` (add with POST, take back with DELETE, list with GET).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use agora_core::ids::new_id;
+use agora_core::time::now_ms;
+use agora_forum::input;
+use agora_forum::model::Reaction;
+use agora_store::forum::reactions as rows;
+
+use super::posts::{load, post_routing};
+use super::{acting_user, id_cursor, invalid, prefix, publish};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{optional_body, Caller, Query};
+use crate::pagination::{Page, PageQuery};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/v1/posts/{id}/reactions",
+        get(list).post(add).delete(remove),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReactionInput {
+    /// `like` when left out.
+    kind: Option<String>,
+    /// For API keys: who reacts.
+    user_id: Option<String>,
+}
+
+async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("posts:write")?;
+    let input: ReactionInput = optional_body(&body)?;
+    let kind = input::reaction_kind(input.kind.as_deref()).map_err(invalid)?;
+    let mut tx = state.store.begin().await?;
+    let post = load(&mut tx, &post_id).await?;
+    let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
+    let added = rows::add(
+        &mut tx,
+        &new_id(prefix::REACTION),
+        &post.id,
+        &user_id,
+        &kind,
+        now_ms(),
+    )
+    .await?;
+    let reaction = rows::find(&mut tx, &post.id, &user_id, &kind)
+        .await?
+        .ok_or_else(|| ApiError::internal("reaction vanished inside its transaction"))?;
+    if added {
+        let r = post_routing(&mut tx, &post).await?;
+        publish(&mut tx, "reaction.added", &reaction, Some(&r)).await?;
+    }
+    state.store.commit(tx).await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(reaction)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Reaction>> {
+    caller.require("posts:write")?;
+    let input: ReactionInput = optional_body(&body)?;
+    let kind = input::reaction_kind(input.kind.as_deref()).map_err(invalid)?;
+    let mut tx = state.store.begin().await?;
+    let post = load(&mut tx, &post_id).await?;
+    let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
+    let reaction = rows::remove(&mut tx, &post.id, &user_id, &kind)
+        .await?
+        .ok_or_else(|| ApiError::not_found("reaction"))?;
+    let r = post_routing(&mut tx, &post).await?;
+    publish(&mut tx, "reaction.removed", &reaction, Some(&r)).await?;
+    state.store.commit(tx).await?;
+    Ok(axum::Json(reaction))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(post_id): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Reaction>>> {
+    caller.require("posts:read")?;
+    let limit = page.limit()?;
+    let mut conn = state.store.reader().await?;
+    let post = load(&mut conn, &post_id).await?;
+    let items = rows::list(&mut conn, &post.id, id_cursor(&page)?, limit).await?;
+    Ok(axum::Json(Page::new(items, limit, |r| r.id.clone())))
+}

@@ -1,0 +1,147 @@
+//! Tags: `/v1/tags`, `/v1/tags/{id}`. Threads carry them (`tags` on thread create/update).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use agora_core::ids::new_id;
+use agora_core::time::now_ms;
+use agora_forum::input::{self, limits};
+use agora_forum::model::Tag;
+use agora_store::forum::tags as rows;
+
+use super::{check_id, found, id_cursor, invalid, prefix, publish, unique};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Json, Query};
+use crate::pagination::{Page, PageQuery};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tags", post(create).get(list))
+        .route("/v1/tags/{id}", get(read).patch(update).delete(remove))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagInput {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+/// A tag name: 1 to 50 characters, no commas (lists of tags are written with them).
+fn name(n: &str) -> ApiResult<String> {
+    let n = input::text("name", n, 1, limits::TAG_NAME).map_err(invalid)?;
+    if n.contains(',') || n.contains('\n') {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "a tag name cannot contain commas or newlines",
+        ));
+    }
+    Ok(n)
+}
+
+const NAME_TAKEN: &str = "another tag already has that name";
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(input): Json<TagInput>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require("tags:write")?;
+    let n = name(
+        input
+            .name
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("invalid_body", "name is required"))?,
+    )?;
+    let description = input::optional_text(
+        "description",
+        input.description.as_deref(),
+        limits::DESCRIPTION,
+    )
+    .map_err(invalid)?;
+    let id = new_id(prefix::TAG);
+    let mut tx = state.store.begin().await?;
+    unique(
+        rows::insert(&mut tx, &id, &n, description.as_deref(), now_ms()).await,
+        "tag_exists",
+        NAME_TAKEN,
+    )?;
+    let tag = rows::get(&mut tx, &id).await?;
+    publish(&mut tx, "tag.created", &tag, None).await?;
+    state.store.commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(tag)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Tag>>> {
+    caller.require("tags:read")?;
+    let limit = page.limit()?;
+    let mut conn = state.store.reader().await?;
+    let items = rows::list(&mut conn, id_cursor(&page)?, limit).await?;
+    Ok(axum::Json(Page::new(items, limit, |t| t.id.clone())))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Tag>> {
+    caller.require("tags:read")?;
+    check_id(&id, prefix::TAG, "tag")?;
+    let mut conn = state.store.reader().await?;
+    Ok(axum::Json(found(rows::get(&mut conn, &id).await, "tag")?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(input): Json<TagInput>,
+) -> ApiResult<axum::Json<Tag>> {
+    caller.require("tags:write")?;
+    check_id(&id, prefix::TAG, "tag")?;
+    let mut tx = state.store.begin().await?;
+    let before = found(rows::get(&mut tx, &id).await, "tag")?;
+    let n = match input.name.as_deref() {
+        Some(n) => name(n)?,
+        None => before.name.clone(),
+    };
+    let description = match input.description.as_deref() {
+        Some(d) => {
+            input::optional_text("description", Some(d), limits::DESCRIPTION).map_err(invalid)?
+        }
+        None => before.description.clone(),
+    };
+    unique(
+        rows::update(&mut tx, &id, &n, description.as_deref(), now_ms()).await,
+        "tag_exists",
+        NAME_TAKEN,
+    )?;
+    let tag = rows::get(&mut tx, &id).await?;
+    publish(&mut tx, "tag.updated", &tag, None).await?;
+    state.store.commit(tx).await?;
+    Ok(axum::Json(tag))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require("tags:write")?;
+    check_id(&id, prefix::TAG, "tag")?;
+    let mut tx = state.store.begin().await?;
+    let tag = found(rows::get(&mut tx, &id).await, "tag")?;
+    rows::delete(&mut tx, &id).await?;
+    publish(&mut tx, "tag.deleted", &tag, None).await?;
+    state.store.commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,18 @@
+//! The forum API end to end: every built-in event of CONTRACT.md §3 (bar `webhook.*` and
+//! custom types) fired by the API action that causes it, delivered exactly once to a real
+//! receiver, with `data` equal to the API's answer and valid against the published schema;
+//! failed writes fire nothing; filters; permissions; counters under concurrency.
+
+mod support;
+
+mod catalog;
+mod categories;
+mod counters;
+mod failures;
+mod filters;
+mod groups_tags;
+mod moderation;
+mod permissions;
+mod posts_reactions;
+mod threads;
+mod users;
