@@ -24,7 +24,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::webhooks::close_queued;
-use crate::{placeholders, Backend, Store, StoreError, Tx};
+use crate::{placeholders, Backend, Params, Store, StoreError, Tx};
 
 /// One delivery as the log shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -248,7 +248,7 @@ impl Store {
              w.retry_count, w.format \
              FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
              WHERE d.id IN ({})",
-            placeholders(1, ids.len())
+            Params::new(self.backend).list(ids.len())
         );
         let mut q = sqlx::query(&sql);
         for id in ids {
@@ -413,22 +413,6 @@ async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
 /// (a round trip to SQLite's worker thread, a PostgreSQL message) off every single attempt.
 const RECORD_CHUNK: usize = 50;
 
-/// `(CAST($n AS type), …)` rows for a `VALUES` list; the casts give PostgreSQL the parameter
-/// types it cannot infer inside a subquery, and are no-ops on SQLite.
-fn typed_rows(rows: usize, types: &[&str]) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = types
-                .iter()
-                .enumerate()
-                .map(|(c, t)| format!("CAST(${} AS {t})", r * types.len() + c + 1))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
 async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
     const TYPES: [&str; 9] = [
@@ -439,7 +423,7 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), 
          response_status, response_body, error) \
          SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9 \
          FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)",
-        typed_rows(attempts.len(), &TYPES)
+        Params::for_tx(tx).typed_rows(attempts.len(), &TYPES)
     );
     let mut q = sqlx::query(&sql);
     for a in attempts {
@@ -466,15 +450,16 @@ async fn advance_deliveries(
     now: i64,
 ) -> Result<(), StoreError> {
     const TYPES: [&str; 6] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
+    let mut params = Params::for_tx(tx);
+    let updated_at = params.next();
     let sql = format!(
         "UPDATE deliveries SET status = v.column3, due_at = v.column4, lease_owner = NULL, \
-         last_status_code = v.column5, last_error = v.column6, updated_at = ${} \
+         last_status_code = v.column5, last_error = v.column6, updated_at = {updated_at} \
          FROM (VALUES {}) AS v \
          WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'in_flight'",
-        attempts.len() * TYPES.len() + 1,
-        typed_rows(attempts.len(), &TYPES)
+        params.typed_rows(attempts.len(), &TYPES)
     );
-    let mut q = sqlx::query(&sql);
+    let mut q = sqlx::query(&sql).bind(now);
     for a in attempts {
         let (status, due_at) = match a.next {
             NextState::Succeeded => ("succeeded", None),
@@ -491,7 +476,7 @@ async fn advance_deliveries(
             .bind(a.response_status.map(i64::from))
             .bind(a.error.clone());
     }
-    q.bind(now).execute(&mut **tx).await?;
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -324,6 +324,64 @@ async fn sqlite_pool(
         .await?)
 }
 
+/// Numbers the bind parameters of one generated statement. PostgreSQL wants `$n`. On SQLite,
+/// `$n` makes binding quadratic in the number of parameters (each is looked up by name in a
+/// list), so generated multi-row statements use anonymous `?`, bound in order of appearance;
+/// a statement numbered this way must use `Params` for every parameter.
+pub(crate) struct Params {
+    sqlite: bool,
+    next: usize,
+}
+
+impl Params {
+    /// Parameters for a statement run on `backend`.
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            sqlite: backend == Backend::Sqlite,
+            next: 1,
+        }
+    }
+
+    /// Parameters for a statement run in `tx`.
+    pub(crate) fn for_tx(tx: &mut Tx) -> Self {
+        let backend = if tx.backend_name() == "SQLite" {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        Self::new(backend)
+    }
+
+    /// The next parameter.
+    pub(crate) fn next(&mut self) -> String {
+        if self.sqlite {
+            return "?".to_owned();
+        }
+        self.next += 1;
+        format!("${}", self.next - 1)
+    }
+
+    /// `n` parameters, comma-separated.
+    pub(crate) fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `n` rows of `(…)` with one parameter per type, each cast to its type: the casts give
+    /// PostgreSQL the parameter types it cannot infer inside a `VALUES` subquery.
+    pub(crate) fn typed_rows(&mut self, n: usize, types: &[&str]) -> String {
+        (0..n)
+            .map(|_| {
+                let cells: Vec<String> = types
+                    .iter()
+                    .map(|t| format!("CAST({} AS {t})", self.next()))
+                    .collect();
+                format!("({})", cells.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// `$start, $start+1, …` placeholders for an `IN (…)` list of `n` values.
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)

@@ -8,7 +8,7 @@ use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
 
 use crate::webhooks::{Webhook, WebhookFilter};
-use crate::{placeholders, Store, StoreError, Tx};
+use crate::{Params, Store, StoreError, Tx};
 
 /// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
 /// with no routing (a user registering) pass every filter.
@@ -175,8 +175,9 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
     const COLS: usize = 4;
     let now = now_ms();
     for chunk in events.chunks(100) {
+        let mut params = Params::for_tx(tx);
         let rows = (0..chunk.len())
-            .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+            .map(|_| format!("({})", params.list(COLS)))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!("INSERT INTO events (id, type, body, created_at) VALUES {rows}");
@@ -208,8 +209,9 @@ async fn queue(
         None => ("pending", None, now, 0),
     };
     for (chunk_ids, chunk_pairs) in ids.chunks(100).zip(pairs.chunks(100)) {
+        let mut params = Params::for_tx(tx);
         let rows = (0..chunk_ids.len())
-            .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+            .map(|_| format!("({})", params.list(COLS)))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(

@@ -43,7 +43,7 @@ impl Store {
         .collect::<Result<_, _>>()?;
         let mut pruned = Pruned::default();
         if !finished.is_empty() {
-            let list = crate::placeholders(1, finished.len());
+            let list = crate::Params::for_tx(&mut tx).list(finished.len());
             let attempts = format!("DELETE FROM attempts WHERE delivery_id IN ({list})");
             let deliveries = format!("DELETE FROM deliveries WHERE id IN ({list})");
             for (sql, counter) in [
