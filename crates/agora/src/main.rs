@@ -5,6 +5,12 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use agora::config::LogFormat;
+
+/// mimalloc instead of the system allocator: the delivery path allocates per request (headers,
+/// bodies, SQL arguments) across many threads, where glibc's malloc spent a fifth of the CPU in
+/// the end-to-end benchmark (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use agora::Config;
 
 #[derive(Parser)]
