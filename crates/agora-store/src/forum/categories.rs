@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use agora_forum::model::{Category, CategoryRef, Membership};
 
-use super::rows::{author, author_cols, fetch_all, fetch_one, found, ts};
+use super::rows::{author, author_cols, fetch_all, fetch_one, found, step, ts, Step};
 use super::Cursor;
 use crate::{Conn, StoreError, Tx};
 
@@ -136,10 +136,7 @@ pub async fn join(tx: &mut Tx, id: &str, user_id: &str, now: i64) -> Result<bool
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query("UPDATE categories SET num_members = num_members + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "categories", "num_members", id, Step::Up).await?;
     Ok(true)
 }
 
@@ -156,10 +153,7 @@ pub async fn leave(tx: &mut Tx, id: &str, user_id: &str) -> Result<Option<Member
     if done.rows_affected() == 0 {
         return Ok(None);
     }
-    sqlx::query("UPDATE categories SET num_members = num_members - 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "categories", "num_members", id, Step::Down).await?;
     Ok(Some(m))
 }
 

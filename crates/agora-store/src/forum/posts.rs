@@ -8,7 +8,9 @@ use sqlx::Row;
 
 use agora_forum::model::Post;
 
-use super::rows::{author, author_cols, fetch_all, fetch_one, for_each_in, ots, set, ts};
+use super::rows::{
+    author, author_cols, fetch_all, fetch_one, for_each_in, ots, set, step, ts, Step,
+};
 use crate::{Conn, StoreError, Tx};
 
 /// A reply about to be posted; the handler has parsed every field.
@@ -121,10 +123,7 @@ pub async fn insert(tx: &mut Tx, p: &NewPost) -> Result<bool, StoreError> {
     .bind(p.now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET num_posts = num_posts + 1 WHERE id = $1")
-        .bind(&p.user_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_posts", &p.user_id, Step::Up).await?;
     Ok(true)
 }
 
@@ -233,9 +232,6 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
     .bind(&thread_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET num_posts = num_posts - 1 WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_posts", &user_id, Step::Down).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use sqlx::{Any, Row};
 use agora_core::time::to_rfc3339;
 use agora_forum::model::Author;
 
-use crate::{placeholders, Conn, StoreError};
+use crate::{placeholders, Conn, StoreError, Tx};
 
 /// A query with its parameters bound, ready to run.
 pub(crate) type Bound<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -50,6 +50,37 @@ pub(crate) async fn for_each_in(
             each(&row)?;
         }
     }
+    Ok(())
+}
+
+/// Which way [`step`] moves a counter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Step {
+    /// `n = n + 1`.
+    Up,
+    /// `n = n - 1`.
+    Down,
+}
+
+/// Moves the counter `column` of the row `id` of `table` by one, with `SET n = n ± 1` in the
+/// writing transaction, so it stays exact however many writers run at once.
+pub(crate) async fn step(
+    tx: &mut Tx,
+    table: &str,
+    column: &str,
+    id: &str,
+    way: Step,
+) -> Result<(), StoreError> {
+    let op = match way {
+        Step::Up => "+",
+        Step::Down => "-",
+    };
+    sqlx::query(&format!(
+        "UPDATE {table} SET {column} = {column} {op} 1 WHERE id = $1"
+    ))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

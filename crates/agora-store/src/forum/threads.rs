@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use agora_forum::model::{CategoryRef, LatestPost, Thread};
 
-use super::rows::{author, author_cols, fetch_all, fetch_one, opt_author, ots, set, ts};
+use super::rows::{
+    author, author_cols, fetch_all, fetch_one, opt_author, ots, set, step, ts, Step,
+};
 use super::{tags, Cursor};
 use crate::{Conn, StoreError, Tx};
 
@@ -115,14 +117,8 @@ pub async fn insert(tx: &mut Tx, t: &NewThread) -> Result<(), StoreError> {
     .bind(t.now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET num_threads = num_threads + 1 WHERE id = $1")
-        .bind(&t.user_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE categories SET num_threads = num_threads + 1 WHERE id = $1")
-        .bind(&t.category_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_threads", &t.user_id, Step::Up).await?;
+    step(tx, "categories", "num_threads", &t.category_id, Step::Up).await?;
     Ok(())
 }
 
@@ -282,14 +278,8 @@ pub async fn move_to(
     if done.rows_affected() == 0 || from == category_id {
         return Ok(false);
     }
-    sqlx::query("UPDATE categories SET num_threads = num_threads - 1 WHERE id = $1")
-        .bind(&from)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE categories SET num_threads = num_threads + 1 WHERE id = $1")
-        .bind(category_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "categories", "num_threads", &from, Step::Down).await?;
+    step(tx, "categories", "num_threads", category_id, Step::Up).await?;
     Ok(true)
 }
 
@@ -325,13 +315,7 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
     ] {
         sqlx::query(sql).bind(id).execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE users SET num_threads = num_threads - 1 WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE categories SET num_threads = num_threads - 1 WHERE id = $1")
-        .bind(category_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_threads", &user_id, Step::Down).await?;
+    step(tx, "categories", "num_threads", &category_id, Step::Down).await?;
     Ok(())
 }
