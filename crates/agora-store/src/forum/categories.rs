@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use agora_forum::model::{Category, CategoryRef, Membership};
 
-use super::rows::{author, author_cols, ts};
+use super::rows::{author, author_cols, fetch_all, fetch_one, found, step, ts, Step};
 use super::Cursor;
 use crate::{Conn, StoreError, Tx};
 
@@ -57,12 +57,12 @@ pub async fn insert(tx: &mut Tx, id: &str, f: &CategoryFields, now: i64) -> Resu
 
 /// One category.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Category, StoreError> {
-    let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    fetch_one(
+        conn,
+        sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id),
+        from_row,
+    )
+    .await
 }
 
 /// Categories by position, then id, after `cursor`.
@@ -72,18 +72,18 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Category>, StoreError> {
     let (value, id) = cursor.map_or((i64::MIN, ""), |c| (c.value, c.id.as_str()));
-    sqlx::query(&format!(
-        "{SELECT} WHERE position > $1 OR (position = $2 AND id > $3) ORDER BY position, id LIMIT $4"
-    ))
-    .bind(value)
-    .bind(value)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    fetch_all(
+        conn,
+        sqlx::query(&format!(
+            "{SELECT} WHERE position > $1 OR (position = $2 AND id > $3) ORDER BY position, id LIMIT $4"
+        ))
+        .bind(value)
+        .bind(value)
+        .bind(id)
+        .bind(limit),
+        from_row,
+    )
+    .await
 }
 
 /// Replaces a category's fields; a slug taken answers [`StoreError::Conflict`].
@@ -99,10 +99,7 @@ pub async fn update(tx: &mut Tx, id: &str, f: &CategoryFields, now: i64) -> Resu
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// Deletes an empty category and its memberships; answers `false` (changing nothing) when
@@ -139,10 +136,7 @@ pub async fn join(tx: &mut Tx, id: &str, user_id: &str, now: i64) -> Result<bool
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query("UPDATE categories SET num_members = num_members + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "categories", "num_members", id, Step::Up).await?;
     Ok(true)
 }
 
@@ -159,10 +153,7 @@ pub async fn leave(tx: &mut Tx, id: &str, user_id: &str) -> Result<Option<Member
     if done.rows_affected() == 0 {
         return Ok(None);
     }
-    sqlx::query("UPDATE categories SET num_members = num_members - 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "categories", "num_members", id, Step::Down).await?;
     Ok(Some(m))
 }
 
@@ -206,17 +197,17 @@ pub async fn members(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Membership>, StoreError> {
-    sqlx::query(&format!(
-        "{MEMBER_SELECT}, {} FROM category_members m JOIN categories c ON c.id = m.category_id \
-         JOIN users u ON u.id = m.user_id WHERE m.category_id = $1 AND m.user_id > $2 ORDER BY m.user_id LIMIT $3",
-        author_cols("u", "u_")
-    ))
-    .bind(id)
-    .bind(cursor.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(membership_from_row)
-    .collect()
+    fetch_all(
+        conn,
+        sqlx::query(&format!(
+            "{MEMBER_SELECT}, {} FROM category_members m JOIN categories c ON c.id = m.category_id \
+             JOIN users u ON u.id = m.user_id WHERE m.category_id = $1 AND m.user_id > $2 ORDER BY m.user_id LIMIT $3",
+            author_cols("u", "u_")
+        ))
+        .bind(id)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit),
+        membership_from_row,
+    )
+    .await
 }

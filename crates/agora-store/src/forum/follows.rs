@@ -2,7 +2,7 @@
 
 use agora_forum::model::Follow;
 
-use super::rows::ts;
+use super::rows::{step, ts, Step};
 use super::users;
 use crate::{Conn, StoreError, Tx};
 
@@ -25,7 +25,7 @@ pub async fn follow(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    count(tx, follower_id, followed_id, "+").await?;
+    count(tx, follower_id, followed_id, Step::Up).await?;
     Ok(true)
 }
 
@@ -43,7 +43,7 @@ pub async fn unfollow(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
-    count(tx, follower_id, followed_id, "-").await?;
+    count(tx, follower_id, followed_id, Step::Down).await?;
     Ok(true)
 }
 
@@ -51,21 +51,10 @@ async fn count(
     tx: &mut Tx,
     follower_id: &str,
     followed_id: &str,
-    op: &str,
+    by: Step,
 ) -> Result<(), StoreError> {
-    sqlx::query(&format!(
-        "UPDATE users SET num_following = num_following {op} 1 WHERE id = $1"
-    ))
-    .bind(follower_id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(&format!(
-        "UPDATE users SET num_followers = num_followers {op} 1 WHERE id = $1"
-    ))
-    .bind(followed_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    step(tx, "users", "num_following", follower_id, by).await?;
+    step(tx, "users", "num_followers", followed_id, by).await
 }
 
 /// The follow as the API shows it; `since` when it no longer exists (an unfollow).

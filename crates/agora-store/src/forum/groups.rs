@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use agora_forum::model::Group;
 
-use super::rows::{set, ts};
+use super::rows::{fetch_all, fetch_one, found, set, ts};
 use crate::{Conn, StoreError, Tx};
 
 /// A group's editable fields, final (the handler merges a PATCH).
@@ -59,12 +59,12 @@ pub async fn insert(tx: &mut Tx, id: &str, f: &GroupFields, now: i64) -> Result<
 
 /// One group.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Group, StoreError> {
-    let row = sqlx::query(&format!("{SELECT} WHERE g.id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    fetch_one(
+        conn,
+        sqlx::query(&format!("{SELECT} WHERE g.id = $1")).bind(id),
+        from_row,
+    )
+    .await
 }
 
 /// Groups by id, after `cursor`.
@@ -73,14 +73,14 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Group>, StoreError> {
-    sqlx::query(&format!("{SELECT} WHERE g.id > $1 ORDER BY g.id LIMIT $2"))
-        .bind(cursor.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+    fetch_all(
+        conn,
+        sqlx::query(&format!("{SELECT} WHERE g.id > $1 ORDER BY g.id LIMIT $2"))
+            .bind(cursor.unwrap_or(""))
+            .bind(limit),
+        from_row,
+    )
+    .await
 }
 
 /// Replaces a group's fields; a name taken answers [`StoreError::Conflict`].
@@ -97,10 +97,7 @@ pub async fn update(tx: &mut Tx, id: &str, f: &GroupFields, now: i64) -> Result<
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// Deletes a group; its members are left without one.
@@ -113,8 +110,5 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }

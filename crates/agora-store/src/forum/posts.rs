@@ -8,8 +8,10 @@ use sqlx::Row;
 
 use agora_forum::model::Post;
 
-use super::rows::{author, author_cols, ots, set, ts};
-use crate::{placeholders, Conn, StoreError, Tx};
+use super::rows::{
+    author, author_cols, fetch_all, fetch_one, for_each_in, ots, set, step, ts, Step,
+};
+use crate::{Conn, StoreError, Tx};
 
 /// A reply about to be posted; the handler has parsed every field.
 #[derive(Clone, Debug)]
@@ -68,21 +70,22 @@ pub async fn reaction_counts(
     post_ids: &[String],
 ) -> Result<HashMap<String, BTreeMap<String, i64>>, StoreError> {
     let mut out: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
-    for chunk in post_ids.chunks(200) {
-        let sql = format!(
-            "SELECT post_id, kind, COUNT(*) AS n FROM reactions WHERE post_id IN ({}) GROUP BY post_id, kind",
-            placeholders(1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
+    for_each_in(
+        conn,
+        post_ids,
+        |ids| {
+            format!(
+                "SELECT post_id, kind, COUNT(*) AS n FROM reactions WHERE post_id IN ({ids}) GROUP BY post_id, kind"
+            )
+        },
+        |row| {
             out.entry(row.try_get("post_id")?)
                 .or_default()
                 .insert(row.try_get("kind")?, row.try_get("n")?);
-        }
-    }
+            Ok(())
+        },
+    )
+    .await?;
     Ok(out)
 }
 
@@ -120,21 +123,18 @@ pub async fn insert(tx: &mut Tx, p: &NewPost) -> Result<bool, StoreError> {
     .bind(p.now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET num_posts = num_posts + 1 WHERE id = $1")
-        .bind(&p.user_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_posts", &p.user_id, Step::Up).await?;
     Ok(true)
 }
 
 /// One post (spam or not), with its reaction counts.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Post, StoreError> {
-    let row = sqlx::query(&format!("{} WHERE p.id = $1", select()))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let post = from_row(&row)?;
+    let post = fetch_one(
+        conn,
+        sqlx::query(&format!("{} WHERE p.id = $1", select())).bind(id),
+        from_row,
+    )
+    .await?;
     Ok(with_reactions(conn, vec![post]).await?.remove(0))
 }
 
@@ -151,18 +151,18 @@ pub async fn list_by_thread(
     } else {
         " AND p.spam_at IS NULL"
     };
-    let posts = sqlx::query(&format!(
-        "{} WHERE p.thread_id = $1 AND p.id > $2{spam} ORDER BY p.id LIMIT $3",
-        select()
-    ))
-    .bind(thread_id)
-    .bind(cursor.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect::<Result<Vec<_>, _>>()?;
+    let posts = fetch_all(
+        conn,
+        sqlx::query(&format!(
+            "{} WHERE p.thread_id = $1 AND p.id > $2{spam} ORDER BY p.id LIMIT $3",
+            select()
+        ))
+        .bind(thread_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit),
+        from_row,
+    )
+    .await?;
     with_reactions(conn, posts).await
 }
 
@@ -211,13 +211,12 @@ pub async fn set_spam(tx: &mut Tx, id: &str, on: bool, now: i64) -> Result<bool,
 /// Deletes a reply and its reactions, uncounts it, and points its thread's latest post at the
 /// newest reply left. Replies that answered it keep standing, answering nothing.
 pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT thread_id, user_id FROM posts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let thread_id: String = row.try_get("thread_id")?;
-    let user_id: String = row.try_get("user_id")?;
+    let (thread_id, user_id): (String, String) = fetch_one(
+        tx,
+        sqlx::query("SELECT thread_id, user_id FROM posts WHERE id = $1").bind(id),
+        |row| Ok((row.try_get("thread_id")?, row.try_get("user_id")?)),
+    )
+    .await?;
     for sql in [
         "DELETE FROM reactions WHERE post_id = $1",
         "UPDATE posts SET reply_to_id = NULL WHERE reply_to_id = $1",
@@ -233,9 +232,6 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
     .bind(&thread_id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET num_posts = num_posts - 1 WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_posts", &user_id, Step::Down).await?;
     Ok(())
 }

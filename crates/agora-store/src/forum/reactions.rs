@@ -7,7 +7,7 @@ use sqlx::Row;
 use agora_forum::model::Reaction;
 
 use super::posts::reaction_counts;
-use super::rows::{author, author_cols, ts};
+use super::rows::{author, author_cols, fetch_all, ts};
 use crate::{Conn, StoreError, Tx};
 
 fn select() -> String {
@@ -114,18 +114,18 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Reaction>, StoreError> {
-    let mut out = sqlx::query(&format!(
-        "{} WHERE r.post_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
-        select()
-    ))
-    .bind(post_id)
-    .bind(cursor.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect::<Result<Vec<_>, _>>()?;
+    let mut out = fetch_all(
+        conn,
+        sqlx::query(&format!(
+            "{} WHERE r.post_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
+            select()
+        ))
+        .bind(post_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit),
+        from_row,
+    )
+    .await?;
     let c = counts(conn, post_id).await?;
     for r in &mut out {
         r.counts = c.clone();

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use agora_forum::model::{ContentType, Report, ReportStatus};
 
-use super::rows::{ots, ts};
+use super::rows::{fetch_all, fetch_one, ots, ts};
 use crate::{Conn, StoreError, Tx};
 
 const SELECT: &str = "SELECT id, target_type, target_id, reason, status, resolution, reported_by, resolved_by, created_at, resolved_at FROM reports";
@@ -58,12 +58,12 @@ pub async fn insert(
 
 /// One report.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Report, StoreError> {
-    let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    fetch_one(
+        conn,
+        sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id),
+        from_row,
+    )
+    .await
 }
 
 /// Reports by id, optionally only those of one status, after `cursor`.
@@ -78,17 +78,17 @@ pub async fn list(
         Some(ReportStatus::Open) => "open",
         Some(ReportStatus::Resolved) => "resolved",
     };
-    sqlx::query(&format!(
-        "{SELECT} WHERE status LIKE $1 AND id > $2 ORDER BY id LIMIT $3"
-    ))
-    .bind(status)
-    .bind(cursor.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    fetch_all(
+        conn,
+        sqlx::query(&format!(
+            "{SELECT} WHERE status LIKE $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(status)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit),
+        from_row,
+    )
+    .await
 }
 
 /// Resolves an open report; `false` when it was already resolved (nothing changes).

@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use agora_forum::model::{Tag, TagRef};
 
-use super::rows::ts;
-use crate::{placeholders, Conn, StoreError, Tx};
+use super::rows::{fetch_all, fetch_one, for_each_in, found, ts};
+use crate::{Conn, StoreError, Tx};
 
 const SELECT: &str = "SELECT id, name, description, created_at, updated_at FROM tags";
 
@@ -46,12 +46,12 @@ pub async fn insert(
 
 /// One tag.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Tag, StoreError> {
-    let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    fetch_one(
+        conn,
+        sqlx::query(&format!("{SELECT} WHERE id = $1")).bind(id),
+        from_row,
+    )
+    .await
 }
 
 /// Tags by id, after `cursor`.
@@ -60,14 +60,14 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Tag>, StoreError> {
-    sqlx::query(&format!("{SELECT} WHERE id > $1 ORDER BY id LIMIT $2"))
-        .bind(cursor.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+    fetch_all(
+        conn,
+        sqlx::query(&format!("{SELECT} WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(cursor.unwrap_or(""))
+            .bind(limit),
+        from_row,
+    )
+    .await
 }
 
 /// Renames or redescribes a tag; a name taken answers [`StoreError::Conflict`].
@@ -88,10 +88,7 @@ pub async fn update(
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// Deletes a tag and detaches it from every thread.
@@ -104,10 +101,7 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// The tag named by each of `refs` (an id or a name, case-insensitively); the first that
@@ -163,24 +157,25 @@ pub async fn for_threads(
     thread_ids: &[String],
 ) -> Result<HashMap<String, Vec<TagRef>>, StoreError> {
     let mut out: HashMap<String, Vec<TagRef>> = HashMap::new();
-    for chunk in thread_ids.chunks(200) {
-        let sql = format!(
-            "SELECT tt.thread_id, t.id, t.name FROM thread_tags tt JOIN tags t ON t.id = tt.tag_id \
-             WHERE tt.thread_id IN ({}) ORDER BY t.name_key",
-            placeholders(1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
+    for_each_in(
+        conn,
+        thread_ids,
+        |ids| {
+            format!(
+                "SELECT tt.thread_id, t.id, t.name FROM thread_tags tt JOIN tags t ON t.id = tt.tag_id \
+                 WHERE tt.thread_id IN ({ids}) ORDER BY t.name_key"
+            )
+        },
+        |row| {
             out.entry(row.try_get("thread_id")?)
                 .or_default()
                 .push(TagRef {
                     id: row.try_get("id")?,
                     name: row.try_get("name")?,
                 });
-        }
-    }
+            Ok(())
+        },
+    )
+    .await?;
     Ok(out)
 }

@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use agora_forum::model::{CategoryRef, LatestPost, Thread};
 
-use super::rows::{author, author_cols, opt_author, ots, set, ts};
+use super::rows::{
+    author, author_cols, fetch_all, fetch_one, opt_author, ots, set, step, ts, Step,
+};
 use super::{tags, Cursor};
 use crate::{Conn, StoreError, Tx};
 
@@ -115,36 +117,30 @@ pub async fn insert(tx: &mut Tx, t: &NewThread) -> Result<(), StoreError> {
     .bind(t.now)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET num_threads = num_threads + 1 WHERE id = $1")
-        .bind(&t.user_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE categories SET num_threads = num_threads + 1 WHERE id = $1")
-        .bind(&t.category_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_threads", &t.user_id, Step::Up).await?;
+    step(tx, "categories", "num_threads", &t.category_id, Step::Up).await?;
     Ok(())
 }
 
 /// One thread (spam or not), with its tags.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Thread, StoreError> {
-    let row = sqlx::query(&format!("{} WHERE t.id = $1", select()))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let thread = from_row(&row)?;
+    let thread = fetch_one(
+        conn,
+        sqlx::query(&format!("{} WHERE t.id = $1", select())).bind(id),
+        from_row,
+    )
+    .await?;
     Ok(with_tags(conn, vec![thread]).await?.remove(0))
 }
 
 /// The author id of a thread, for ownership checks.
 pub async fn owner(conn: &mut Conn, id: &str) -> Result<String, StoreError> {
-    let row = sqlx::query("SELECT user_id FROM threads WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    Ok(row.try_get("user_id")?)
+    fetch_one(
+        conn,
+        sqlx::query("SELECT user_id FROM threads WHERE id = $1").bind(id),
+        |row| Ok(row.try_get("user_id")?),
+    )
+    .await
 }
 
 /// Threads, newest activity first, after `cursor` (`last_activity_at`, id).
@@ -189,13 +185,7 @@ pub async fn list(
     for b in binds {
         q = q.bind(b);
     }
-    let threads = q
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let threads = fetch_all(conn, q.bind(limit), from_row).await?;
     with_tags(conn, threads).await
 }
 
@@ -270,12 +260,12 @@ pub async fn move_to(
     category_id: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT category_id FROM threads WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let from: String = row.try_get("category_id")?;
+    let from: String = fetch_one(
+        tx,
+        sqlx::query("SELECT category_id FROM threads WHERE id = $1").bind(id),
+        |row| Ok(row.try_get("category_id")?),
+    )
+    .await?;
     let done = sqlx::query(
         "UPDATE threads SET category_id = $1, updated_at = $2 WHERE id = $3 AND category_id = $4",
     )
@@ -288,26 +278,19 @@ pub async fn move_to(
     if done.rows_affected() == 0 || from == category_id {
         return Ok(false);
     }
-    sqlx::query("UPDATE categories SET num_threads = num_threads - 1 WHERE id = $1")
-        .bind(&from)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE categories SET num_threads = num_threads + 1 WHERE id = $1")
-        .bind(category_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "categories", "num_threads", &from, Step::Down).await?;
+    step(tx, "categories", "num_threads", category_id, Step::Up).await?;
     Ok(true)
 }
 
 /// Deletes a thread with its replies, their reactions and its tags, and uncounts them all.
 pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT user_id, category_id FROM threads WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let user_id: String = row.try_get("user_id")?;
-    let category_id: String = row.try_get("category_id")?;
+    let (user_id, category_id): (String, String) = fetch_one(
+        tx,
+        sqlx::query("SELECT user_id, category_id FROM threads WHERE id = $1").bind(id),
+        |row| Ok((row.try_get("user_id")?, row.try_get("category_id")?)),
+    )
+    .await?;
     // Uncount each replier's posts in this thread before they go.
     let repliers = sqlx::query(
         "SELECT user_id, COUNT(*) AS n FROM posts WHERE thread_id = $1 GROUP BY user_id",
@@ -332,13 +315,7 @@ pub async fn delete(tx: &mut Tx, id: &str) -> Result<(), StoreError> {
     ] {
         sqlx::query(sql).bind(id).execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE users SET num_threads = num_threads - 1 WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE categories SET num_threads = num_threads - 1 WHERE id = $1")
-        .bind(category_id)
-        .execute(&mut **tx)
-        .await?;
+    step(tx, "users", "num_threads", &user_id, Step::Down).await?;
+    step(tx, "categories", "num_threads", &category_id, Step::Down).await?;
     Ok(())
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use agora_forum::model::{Author, GroupRef, User};
 use agora_forum::roles::Role;
 
-use super::rows::{ots, set, ts};
+use super::rows::{fetch_all, fetch_one, found, ots, set, ts};
 use crate::{Conn, StoreError, Tx};
 
 /// A user about to be registered; the handler has parsed every field.
@@ -130,14 +130,15 @@ pub async fn insert(tx: &mut Tx, u: &NewUser) -> Result<(), StoreError> {
 
 /// A live user.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<User, StoreError> {
-    let row = sqlx::query(&format!(
-        "{SELECT} WHERE u.id = $1 AND u.deleted_at IS NULL"
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    from_row(&row)
+    fetch_one(
+        conn,
+        sqlx::query(&format!(
+            "{SELECT} WHERE u.id = $1 AND u.deleted_at IS NULL"
+        ))
+        .bind(id),
+        from_row,
+    )
+    .await
 }
 
 /// A live user's byline.
@@ -157,16 +158,16 @@ pub async fn list(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<User>, StoreError> {
-    sqlx::query(&format!(
-        "{SELECT} WHERE u.deleted_at IS NULL AND u.id > $1 ORDER BY u.id LIMIT $2"
-    ))
-    .bind(cursor.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(from_row)
-    .collect()
+    fetch_all(
+        conn,
+        sqlx::query(&format!(
+            "{SELECT} WHERE u.deleted_at IS NULL AND u.id > $1 ORDER BY u.id LIMIT $2"
+        ))
+        .bind(cursor.unwrap_or(""))
+        .bind(limit),
+        from_row,
+    )
+    .await
 }
 
 /// Replaces the editable profile.
@@ -190,10 +191,7 @@ pub async fn update_profile(
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// Replaces the password hash and signs the user out everywhere.
@@ -226,10 +224,7 @@ pub async fn set_group(
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(done)
 }
 
 /// Deletes a user: frees the username and email, ends sessions, presence, follows and
@@ -246,9 +241,7 @@ pub async fn delete(tx: &mut Tx, id: &str, now: i64) -> Result<(), StoreError> {
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
+    found(done)?;
     for sql in [
         "DELETE FROM user_sessions WHERE user_id = $1",
         "UPDATE users SET num_followers = num_followers - 1 WHERE id IN (SELECT followed_id FROM follows WHERE follower_id = $1)",

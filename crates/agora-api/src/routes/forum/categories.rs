@@ -14,7 +14,10 @@ use agora_forum::model::{Category, Membership};
 use agora_store::forum::categories::{self as rows, CategoryFields};
 use agora_store::forum::Cursor;
 
-use super::{acting_user, check_id, found, id_cursor, invalid, keyset, prefix, publish, unique};
+use super::{
+    acting_user, check_id, description, found, id_cursor, invalid, keyset, prefix, publish,
+    required, unique,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{optional_body, Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
@@ -41,22 +44,21 @@ struct CategoryInput {
 }
 
 fn parse(input: CategoryInput, before: Option<&Category>) -> ApiResult<CategoryFields> {
-    let name = match (input.name.as_deref(), before) {
-        (Some(n), _) => input::text("name", n, 1, limits::NAME).map_err(invalid)?,
-        (None, Some(b)) => b.name.clone(),
-        (None, None) => return Err(ApiError::invalid("invalid_body", "name is required")),
-    };
+    let name = required(
+        "name",
+        input.name.as_deref(),
+        before.map(|b| b.name.as_str()),
+        |n| input::text("name", n, 1, limits::NAME).map_err(invalid),
+    )?;
     let slug = match (input.slug.as_deref(), before) {
         (Some(s), _) => input::slug(s).map_err(invalid)?,
         (None, Some(b)) => b.slug.clone(),
         (None, None) => input::slugify(&name),
     };
-    let description = match input.description.as_deref() {
-        Some(d) => {
-            input::optional_text("description", Some(d), limits::DESCRIPTION).map_err(invalid)?
-        }
-        None => before.and_then(|b| b.description.clone()),
-    };
+    let description = description(
+        input.description.as_deref(),
+        before.and_then(|b| b.description.as_deref()),
+    )?;
     let position = input.position.or(before.map(|b| b.position)).unwrap_or(0);
     if !(-1_000_000..=1_000_000).contains(&position) {
         return Err(ApiError::invalid(

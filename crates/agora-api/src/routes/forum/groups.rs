@@ -15,7 +15,7 @@ use agora_forum::model::{Group, User};
 use agora_store::forum::groups::{self as rows, GroupFields};
 use agora_store::forum::users;
 
-use super::{check_id, found, id_cursor, invalid, prefix, publish, unique};
+use super::{check_id, description, found, id_cursor, invalid, prefix, publish, required, unique};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
@@ -42,17 +42,16 @@ struct GroupInput {
 }
 
 fn parse(input: GroupInput, before: Option<&Group>) -> ApiResult<GroupFields> {
-    let name = match (input.name.as_deref(), before) {
-        (Some(n), _) => input::text("name", n, 1, limits::NAME).map_err(invalid)?,
-        (None, Some(b)) => b.name.clone(),
-        (None, None) => return Err(ApiError::invalid("invalid_body", "name is required")),
-    };
-    let description = match input.description.as_deref() {
-        Some(d) => {
-            input::optional_text("description", Some(d), limits::DESCRIPTION).map_err(invalid)?
-        }
-        None => before.and_then(|b| b.description.clone()),
-    };
+    let name = required(
+        "name",
+        input.name.as_deref(),
+        before.map(|b| b.name.as_str()),
+        |n| input::text("name", n, 1, limits::NAME).map_err(invalid),
+    )?;
+    let description = description(
+        input.description.as_deref(),
+        before.and_then(|b| b.description.as_deref()),
+    )?;
     Ok(GroupFields {
         name,
         description,

@@ -15,7 +15,7 @@ use axum::Router;
 use serde::Serialize;
 
 use agora_core::ids::has_prefix;
-use agora_forum::input::Invalid;
+use agora_forum::input::{self, limits, Invalid};
 use agora_forum::model::Thread;
 use agora_store::forum::{users as user_rows, Cursor};
 use agora_store::outbox::{self, Routing};
@@ -169,6 +169,35 @@ pub(crate) fn id_cursor(page: &PageQuery) -> ApiResult<Option<&str>> {
             "invalid_cursor",
             "cursor is not one this API answered",
         )),
+    }
+}
+
+/// A required field of a create or PATCH body: the value sent, checked by `parse`, else the
+/// value `before` the PATCH; a create without it answers 400 `invalid_body`.
+pub(crate) fn required(
+    field: &str,
+    sent: Option<&str>,
+    before: Option<&str>,
+    parse: impl FnOnce(&str) -> ApiResult<String>,
+) -> ApiResult<String> {
+    match (sent, before) {
+        (Some(v), _) => parse(v),
+        (None, Some(b)) => Ok(b.to_owned()),
+        (None, None) => Err(ApiError::invalid(
+            "invalid_body",
+            format!("{field} is required"),
+        )),
+    }
+}
+
+/// The `description` of a create or PATCH body: the one sent, checked (empty clears it), else
+/// the one `before` the PATCH.
+pub(crate) fn description(sent: Option<&str>, before: Option<&str>) -> ApiResult<Option<String>> {
+    match sent {
+        Some(d) => {
+            input::optional_text("description", Some(d), limits::DESCRIPTION).map_err(invalid)
+        }
+        None => Ok(before.map(str::to_owned)),
     }
 }
 

@@ -13,7 +13,7 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::Tag;
 use agora_store::forum::tags as rows;
 
-use super::{check_id, found, id_cursor, invalid, prefix, publish, unique};
+use super::{check_id, description, found, id_cursor, invalid, prefix, publish, required, unique};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
@@ -52,18 +52,8 @@ async fn create(
     Json(input): Json<TagInput>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require("tags:write")?;
-    let n = name(
-        input
-            .name
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("invalid_body", "name is required"))?,
-    )?;
-    let description = input::optional_text(
-        "description",
-        input.description.as_deref(),
-        limits::DESCRIPTION,
-    )
-    .map_err(invalid)?;
+    let n = required("name", input.name.as_deref(), None, name)?;
+    let description = description(input.description.as_deref(), None)?;
     let id = new_id(prefix::TAG);
     let mut tx = state.store.begin().await?;
     unique(
@@ -110,16 +100,8 @@ async fn update(
     check_id(&id, prefix::TAG, "tag")?;
     let mut tx = state.store.begin().await?;
     let before = found(rows::get(&mut tx, &id).await, "tag")?;
-    let n = match input.name.as_deref() {
-        Some(n) => name(n)?,
-        None => before.name.clone(),
-    };
-    let description = match input.description.as_deref() {
-        Some(d) => {
-            input::optional_text("description", Some(d), limits::DESCRIPTION).map_err(invalid)?
-        }
-        None => before.description.clone(),
-    };
+    let n = required("name", input.name.as_deref(), Some(&before.name), name)?;
+    let description = description(input.description.as_deref(), before.description.as_deref())?;
     unique(
         rows::update(&mut tx, &id, &n, description.as_deref(), now_ms()).await,
         "tag_exists",

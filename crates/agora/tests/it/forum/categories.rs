@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::support::{category, err, login, ok, path, thread, user, Events};
+use super::support::{category, err, forbidden, login, ok, path, thread, user, Events};
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -69,15 +69,12 @@ async fn category_events_fire_once_each() {
     ev.expect("category.deleted", &before).await;
     ev.quiet().await;
     // Members and sessions cannot create categories.
-    err(
-        app.request_as(
-            &token,
-            "POST",
-            "/v1/categories",
-            Some(json!({"name": "Mine"})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        &token,
+        "POST",
+        "/v1/categories",
+        Some(json!({"name": "Mine"})),
+    )
+    .await;
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::support::{err, login, ok, path, tag, user, Events};
+use super::support::{err, forbidden, login, ok, path, tag, user, Events};
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -60,17 +60,14 @@ async fn group_events_fire_once_each_and_assignment_updates_the_user() {
     assert_eq!(app.delete(&path("groups", &g)).await.status, 204);
     ev.expect("group.deleted", &before).await;
     assert!(ok(app.get(&path("users", &alice)).await, 200)["group"].is_null());
-    err(
-        app.request_as(
-            &token,
-            "POST",
-            "/v1/categories",
-            Some(json!({"name": "Not any more"})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        &token,
+        "POST",
+        "/v1/categories",
+        Some(json!({"name": "Not any more"})),
+    )
+    .await;
     ev.quiet().await;
 }
 

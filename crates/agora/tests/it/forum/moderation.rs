@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use super::support::{category, err, login, moderator, ok, path, reply, thread, user, Events};
+use super::support::{
+    category, err, forbidden, login, moderator, ok, path, reply, thread, user, Events,
+};
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -33,12 +35,7 @@ async fn spam_flags_fire_once_and_hide_content_from_lists() {
     let with_spam = ok(app.get("/v1/threads?include_spam=true").await, 200);
     assert_eq!(with_spam["data"].as_array().unwrap().len(), 1);
     let member = login(&app, "alice").await;
-    err(
-        app.request_as(&member, "GET", "/v1/threads?include_spam=true", None)
-            .await,
-        403,
-        "forbidden",
-    );
+    forbidden(&app, &member, "GET", "/v1/threads?include_spam=true", None).await;
     let unflag = ok(
         app.request_as(
             &mod_token,
@@ -84,17 +81,14 @@ async fn spam_flags_fire_once_and_hide_content_from_lists() {
         200,
     );
     // Members cannot flag.
-    err(
-        app.request_as(
-            &member,
-            "POST",
-            &format!("{}/spam", path("posts", &p)),
-            None,
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        &member,
+        "POST",
+        &format!("{}/spam", path("posts", &p)),
+        None,
+    )
+    .await;
     ev.quiet().await;
 }
 
@@ -140,18 +134,16 @@ async fn reports_fire_created_and_resolved() {
         "unknown_target",
     );
     // Members cannot list or resolve reports; moderators can.
-    err(
-        app.request_as(&member, "GET", "/v1/reports", None).await,
-        403,
-        "forbidden",
-    );
+    forbidden(&app, &member, "GET", "/v1/reports", None).await;
     let resolve = format!("{}/resolve", path("reports", &r));
-    err(
-        app.request_as(&member, "POST", &resolve, Some(json!({"resolution": "no"})))
-            .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        &member,
+        "POST",
+        &resolve,
+        Some(json!({"resolution": "no"})),
+    )
+    .await;
     let open = ok(
         app.request_as(&mod_token, "GET", "/v1/reports?status=open", None)
             .await,

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use super::support::{category, err, login, moderator, ok, path, reply, thread, user, Events};
+use super::support::{
+    category, err, forbidden, login, moderator, ok, path, reply, thread, user, Events,
+};
 use crate::helpers::spawn_app;
 
 #[tokio::test]
@@ -17,69 +19,49 @@ async fn a_user_cannot_edit_or_delete_another_users_post() {
     let mut ev = Events::subscribe(&app, &["post.*", "thread.*"], None).await;
 
     let bob = login(&app, "bob").await;
-    err(
-        app.request_as(
-            &bob,
-            "PATCH",
-            &path("posts", &p),
-            Some(json!({"body": "mine now"})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
-    err(
-        app.request_as(&bob, "DELETE", &path("posts", &p), None)
-            .await,
-        403,
-        "forbidden",
-    );
-    err(
-        app.request_as(
-            &bob,
-            "PATCH",
-            &path("threads", &t),
-            Some(json!({"title": "mine"})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
-    err(
-        app.request_as(&bob, "DELETE", &path("threads", &t), None)
-            .await,
-        403,
-        "forbidden",
-    );
-    err(
-        app.request_as(&bob, "POST", &format!("{}/pin", path("threads", &t)), None)
-            .await,
-        403,
-        "forbidden",
-    );
-    err(
-        app.request_as(
-            &bob,
-            "PATCH",
-            &path("users", &alice),
-            Some(json!({"bio": "hacked"})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        &bob,
+        "PATCH",
+        &path("posts", &p),
+        Some(json!({"body": "mine now"})),
+    )
+    .await;
+    forbidden(&app, &bob, "DELETE", &path("posts", &p), None).await;
+    forbidden(
+        &app,
+        &bob,
+        "PATCH",
+        &path("threads", &t),
+        Some(json!({"title": "mine"})),
+    )
+    .await;
+    forbidden(&app, &bob, "DELETE", &path("threads", &t), None).await;
+    forbidden(
+        &app,
+        &bob,
+        "POST",
+        &format!("{}/pin", path("threads", &t)),
+        None,
+    )
+    .await;
+    forbidden(
+        &app,
+        &bob,
+        "PATCH",
+        &path("users", &alice),
+        Some(json!({"bio": "hacked"})),
+    )
+    .await;
     // A session cannot post as somebody else.
-    err(
-        app.request_as(
-            &bob,
-            "POST",
-            &format!("{}/posts", path("threads", &t)),
-            Some(json!({"body": "as alice", "user_id": alice["id"]})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        &bob,
+        "POST",
+        &format!("{}/posts", path("threads", &t)),
+        Some(json!({"body": "as alice", "user_id": alice["id"]})),
+    )
+    .await;
     assert_eq!(ok(app.get(&path("posts", &p)).await, 200), p);
     ev.quiet().await;
 
@@ -140,33 +122,27 @@ async fn a_key_without_threads_write_cannot_create_threads() {
     let key = key["key"].as_str().unwrap();
     let body =
         json!({"title": "t", "body": "b", "category_id": general["id"], "user_id": alice["id"]});
-    err(
-        app.request_as(key, "POST", "/v1/threads", Some(body.clone()))
-            .await,
-        403,
-        "forbidden",
-    );
+    forbidden(&app, key, "POST", "/v1/threads", Some(body.clone())).await;
     assert_eq!(
         ok(app.request_as(key, "GET", "/v1/threads", None).await, 200)["data"],
         json!([])
     );
-    err(
-        app.request_as(key, "POST", "/v1/categories", Some(json!({"name": "x"})))
-            .await,
-        403,
-        "forbidden",
-    );
-    err(
-        app.request_as(
-            key,
-            "POST",
-            "/v1/users",
-            Some(json!({"username": "zed", "email": "z@example.com", "password": "long enough"})),
-        )
-        .await,
-        403,
-        "forbidden",
-    );
+    forbidden(
+        &app,
+        key,
+        "POST",
+        "/v1/categories",
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    forbidden(
+        &app,
+        key,
+        "POST",
+        "/v1/users",
+        Some(json!({"username": "zed", "email": "z@example.com", "password": "long enough"})),
+    )
+    .await;
     ev.quiet().await;
 
     let writer = ok(

@@ -111,6 +111,14 @@ pub fn err(a: crate::helpers::Answer, status: u16, code: &str) {
     assert_eq!(a.body["status"], status);
 }
 
+/// Asserts that `token` may not send `method path` (with `body`): 403 `forbidden`.
+pub async fn forbidden(app: &TestApp, token: &str, method: &str, path: &str, body: Option<Value>) {
+    let a = app.request_as(token, method, path, body).await;
+    assert_eq!(a.status, 403, "{method} {path}: {:#}", a.body);
+    assert_eq!(a.body["code"], "forbidden", "{method} {path}: {:#}", a.body);
+    assert_eq!(a.body["status"], 403);
+}
+
 pub const PASSWORD: &str = "correct horse battery";
 
 /// Registers a user with the admin key.

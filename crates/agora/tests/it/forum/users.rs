@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::support::{err, login, ok, path, user, Events, PASSWORD, WAIT};
+use super::support::{err, forbidden, login, ok, path, user, Events, PASSWORD, WAIT};
 use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -170,11 +170,7 @@ async fn login_and_sessions() {
         alice["id"]
     );
     // A session never manages webhooks.
-    err(
-        app.request_as(&token, "GET", "/v1/webhooks", None).await,
-        403,
-        "forbidden",
-    );
+    forbidden(&app, &token, "GET", "/v1/webhooks", None).await;
     assert_eq!(
         app.request_as(&token, "POST", "/v1/auth/logout", None)
             .await
