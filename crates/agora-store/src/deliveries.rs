@@ -255,24 +255,37 @@ impl Store {
             q = q.bind(id.clone());
         }
         let now = now_ms();
+        let mut opened = HashMap::new();
         q.fetch_all(&self.read)
             .await?
             .iter()
-            .map(|row| claimed_from_row(self, row, now))
+            .map(|row| claimed_from_row(self, row, now, &mut opened))
             .collect()
     }
 }
+
+/// A webhook's secrets, opened, and its custom headers, parsed: once per claimed batch, not
+/// once per delivery (a batch often holds many deliveries of few webhooks).
+type OpenedWebhook = (
+    Vec<agora_core::signing::WebhookSecret>,
+    Vec<(String, String)>,
+);
 
 fn claimed_from_row(
     store: &Store,
     row: &sqlx::any::AnyRow,
     now: i64,
+    opened: &mut HashMap<String, OpenedWebhook>,
 ) -> Result<ClaimedDelivery, StoreError> {
-    let corrupt = |what: &str| StoreError::Internal(format!("corrupt webhook {what}"));
-    let secrets = store.signing_secrets(row, now)?;
-    let headers: String = row.try_get("headers")?;
-    let headers: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(&headers).map_err(|_| corrupt("headers"))?;
+    let webhook_id: String = row.try_get("webhook_id")?;
+    if !opened.contains_key(&webhook_id) {
+        let secrets = store.signing_secrets(row, now)?;
+        let headers: String = row.try_get("headers")?;
+        let headers: std::collections::BTreeMap<String, String> = serde_json::from_str(&headers)
+            .map_err(|_| StoreError::Internal("corrupt webhook headers".into()))?;
+        opened.insert(webhook_id.clone(), (secrets, headers.into_iter().collect()));
+    }
+    let (secrets, headers) = opened[&webhook_id].clone();
     let attempts: i64 = row.try_get("attempts")?;
     let base: i64 = row.try_get("attempt_base")?;
     let format: String = row.try_get("format")?;
@@ -280,10 +293,10 @@ fn claimed_from_row(
         id: row.try_get("id")?,
         event_id: row.try_get("event_id")?,
         event_type: row.try_get("event_type")?,
-        webhook_id: row.try_get("webhook_id")?,
+        webhook_id,
         url: row.try_get("url")?,
         secrets,
-        headers: headers.into_iter().collect(),
+        headers,
         timeout: Duration::from_millis(row.try_get::<i64, _>("timeout_ms")?.max(1) as u64),
         format: Format::parse(&format).unwrap_or_default(),
         body: row.try_get("body")?,

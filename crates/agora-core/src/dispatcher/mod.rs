@@ -63,9 +63,9 @@ impl Default for DispatcherConfig {
         Self {
             node_id: crate::ids::new_id("node"),
             max_concurrency_per_webhook: 32,
-            max_queued_per_webhook: 256,
+            max_queued_per_webhook: 1024,
             max_in_memory: 20_000,
-            claim_batch: 512,
+            claim_batch: 1024,
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(60),
             breaker_threshold: 5,

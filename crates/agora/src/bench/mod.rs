@@ -247,12 +247,12 @@ impl Nodes {
     }
 
     async fn webhook(&self, url: &str) -> anyhow::Result<String> {
+        self.webhook_for(url, "bench.happened").await
+    }
+
+    async fn webhook_for(&self, url: &str, event: &str) -> anyhow::Result<String> {
         let res = self
-            .post(
-                0,
-                "/v1/webhooks",
-                json!({"url": url, "events": ["bench.*"]}),
-            )
+            .post(0, "/v1/webhooks", json!({"url": url, "events": [event]}))
             .await?;
         anyhow::ensure!(
             res.status() == 201,
@@ -264,7 +264,21 @@ impl Nodes {
     }
 
     async fn seed_backlog(&self, n: usize) -> anyhow::Result<()> {
-        let dead = self.webhook("http://127.0.0.1:9/dead").await?;
+        // The backlog belongs to a webhook that receives none of the measured events.
+        let registered = self
+            .post(
+                0,
+                "/v1/event-types",
+                json!({"name": "bench.backlog", "description": "backlog"}),
+            )
+            .await?;
+        anyhow::ensure!(
+            registered.status().is_success(),
+            "cannot register the backlog type"
+        );
+        let dead = self
+            .webhook_for("http://127.0.0.1:9/dead", "bench.backlog")
+            .await?;
         let store = self.running[0].store();
         store
             .insert_synthetic_backlog(&dead, n as i64, agora_core::time::now_ms() + 86_400_000)
@@ -386,15 +400,28 @@ async fn end_to_end(
     ))
 }
 
-/// Publishes single events at a fixed rate for `seconds`; returns publish-to-arrival latencies.
+/// Publishes single events at a fixed rate for `seconds` after a one-second warm-up that is not
+/// measured; returns publish-to-arrival latencies.
 async fn fixed_rate(
     nodes: &Nodes,
     receiver: &BenchReceiver,
     rate: u64,
     seconds: u64,
 ) -> anyhow::Result<Vec<Duration>> {
-    progress(&format!("latency: {rate} events/s for {seconds} s"));
+    progress(&format!(
+        "latency: {rate} events/s for {seconds} s (after 1 s of warm-up)"
+    ));
     nodes.webhook(&receiver.url()).await?;
+    paced(nodes, receiver, rate, 1).await?;
+    paced(nodes, receiver, rate, seconds).await
+}
+
+async fn paced(
+    nodes: &Nodes,
+    receiver: &BenchReceiver,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Vec<Duration>> {
     receiver.track(true);
     let before = receiver.count();
     let total = rate * seconds;
