@@ -170,6 +170,19 @@ impl Store {
         Ok(store)
     }
 
+    /// Creates a fresh schema in the PostgreSQL database at `url` and answers a URL whose
+    /// connections use it, so that a benchmark run starts from an empty database.
+    pub async fn fresh_postgres_schema(url: &str, name: &str) -> Result<String, StoreError> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Ok(format!("{url}{sep}options[search_path]={name}"))
+    }
+
     /// The SQLite URL of a database file in `dir`.
     pub fn sqlite_url(dir: &Path) -> String {
         format!("sqlite://{}?mode=rwc", dir.join("agora.db").display())

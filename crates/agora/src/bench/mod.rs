@@ -196,10 +196,17 @@ struct Nodes {
 impl Nodes {
     async fn start(args: &BenchArgs) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        let database_url = match &args.database_url {
+            Some(url) => {
+                let schema = format!("bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+                Some(agora_store::Store::fresh_postgres_schema(url, &schema).await?)
+            }
+            None => None,
+        };
         let mut running = Vec::new();
         for n in 0..args.nodes.max(1) {
             let mut config = bench_config(dir.path().join(format!("node{n}")));
-            config.database_url = args.database_url.clone();
+            config.database_url = database_url.clone();
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             running.push(crate::start(config, listener).await?);
         }
@@ -301,6 +308,8 @@ fn bench_config(data_dir: PathBuf) -> Config {
     config.forum_name = Some("bench".to_owned());
     config.retention_interval = "1d".parse().expect("a duration");
     config.rate_limit_per_second = 0;
+    // Every node of a cluster seals webhook secrets with the same key.
+    config.secret_key = Some("be".repeat(32).into());
     config
 }
 
