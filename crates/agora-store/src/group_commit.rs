@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use agora_core::event::Event;
 
 use crate::outbox::{Routing, Subscribers};
-use crate::{commit_notifying, durable_begin, Backend, Store, StoreError};
+use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreError};
 use agora_core::dispatcher::Waker;
 use sqlx::AnyPool;
 
@@ -48,7 +48,7 @@ async fn commit_group(
     group: &[Job],
 ) -> Vec<Result<usize, StoreError>> {
     let attempt = async {
-        let mut tx = write.begin_with(durable_begin(backend)).await?;
+        let mut tx = begin_on(write, durable_begin(backend)).await?;
         let events: Vec<_> = group
             .iter()
             .map(|j| (&j.event, j.routing.as_ref()))

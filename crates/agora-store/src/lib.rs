@@ -207,7 +207,7 @@ impl Store {
     /// PostgreSQL `synchronous_commit = on`) before it returns. Every write an API client is
     /// told about goes through one.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.write.begin_with(durable_begin(self.backend)).await?)
+        begin_on(&self.write, durable_begin(self.backend)).await
     }
 
     /// A connection for reads outside any transaction (on SQLite, beside the writer).
@@ -220,7 +220,7 @@ impl Store {
     /// failure only makes a delivery due again, which at-least-once delivery allows (the copy
     /// carries the same `webhook-id`). It survives a crash of the process either way.
     pub(crate) async fn begin_bookkeeping(&self) -> Result<Tx, StoreError> {
-        Ok(self.write.begin_with(relaxed_begin(self.backend)).await?)
+        begin_on(&self.write, relaxed_begin(self.backend)).await
     }
 
     /// Runs one statement in its own durable transaction.
@@ -255,6 +255,25 @@ impl Store {
         self.write.close().await;
         self.read.close().await;
     }
+}
+
+/// Begins a transaction on `pool` with `statement`, repairing connections a failed commit left
+/// behind. When a `COMMIT` fails (disk full, I/O error), SQLite may already have rolled the
+/// transaction back, the driver's own rollback then fails, and sqlx keeps believing the
+/// connection is inside a transaction: it can never begin again. Such a connection is closed
+/// (the pool opens a fresh one) and the begin retried, so storage that comes back is usable
+/// again without a restart.
+pub(crate) async fn begin_on(pool: &AnyPool, statement: &'static str) -> Result<Tx, StoreError> {
+    for _ in 0..pool.size().max(1) {
+        match pool.begin_with(statement).await {
+            Err(sqlx::Error::InvalidSavePointStatement) => {
+                tracing::warn!("closing a database connection left inside a failed transaction");
+                pool.acquire().await?.close().await?;
+            }
+            other => return Ok(other?),
+        }
+    }
+    Ok(pool.begin_with(statement).await?)
 }
 
 /// The `BEGIN` of durable transactions. On SQLite the safety level is a property of the

@@ -353,3 +353,85 @@ async fn sigterm_lets_attempts_in_flight_finish_and_a_restart_carries_on() {
         .await;
     assert_eq!(app.get("/healthz").await.status, 200);
 }
+
+/// A tmpfs of a few MiB, unmounted when dropped; `None` where mounting is not allowed.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Self {
+            path: dir.path().to_path_buf(),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_changes_nothing_and_recovers() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let data_dir = disk.path.join("data");
+    let mut app = spawn_app_with(|c| {
+        c.data_dir = data_dir.clone();
+        c.database_url = None;
+    })
+    .await;
+    app.register_type("course.enrolled").await;
+    let receiver = Receiver::start().await;
+    app.create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+
+    // Fill the disk to the last byte.
+    let filler = disk.path.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).is_ok() {}
+    }
+    let batch = |tag: &str| {
+        let events: Vec<Value> = (0..400)
+            .map(|n| json!({"type": "course.enrolled", "data": {"batch": tag, "n": n, "pad": "x".repeat(2000)}}))
+            .collect();
+        json!({ "events": events })
+    };
+    let refused = app.post("/v1/events/batch", batch("refused")).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(refused.body["code"], "storage_unavailable");
+
+    std::fs::remove_file(&filler).unwrap();
+    let accepted = app.post("/v1/events/batch", batch("accepted")).await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+    let got = receiver.wait_for(400, WAIT).await;
+    assert!(
+        got.iter().all(|m| m.json()["data"]["batch"] == "accepted"),
+        "the refused batch left nothing"
+    );
+    receiver
+        .assert_stays_at(400, Duration::from_millis(500))
+        .await;
+    app.stop().await;
+}
