@@ -116,6 +116,7 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             record_rx,
             limiter.clone(),
             self.waker.clone(),
+            shutdown.clone(),
         ));
         let renewer = tokio::spawn(renew_loop(
             self.queue.clone(),
@@ -221,13 +222,24 @@ async fn record_loop<Q: DeliveryQueue>(
     mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
     limiter: Arc<Limiter>,
     waker: Waker,
+    shutdown: CancellationToken,
 ) {
     const BATCH: usize = 512;
+    /// How long a shutting-down node keeps trying to record into storage that is down.
+    const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
     let mut batch = Vec::with_capacity(BATCH);
     let mut backoff = Backoff::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
+        let mut failing_since = None;
         while let Err(e) = queue.record(batch.clone()).await {
+            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+            if shutdown.is_cancelled() && since.elapsed() > GIVE_UP_AFTER {
+                // Exiting beats hanging: these deliveries stay leased, so they are sent again
+                // (same webhook-id) after a restart or when the lease runs out.
+                tracing::error!(error = %e, attempts = batch.len(), "storage still down at shutdown; leaving attempts unrecorded");
+                break;
+            }
             tracing::warn!(error = %e, attempts = batch.len(), "failed to record attempts; retrying");
             tokio::time::sleep(backoff.next()).await;
         }
