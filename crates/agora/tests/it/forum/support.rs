@@ -1,7 +1,7 @@
 //! Helpers of the forum tests: an [`Events`] receiver that checks each delivery against the
 //! published schema, and short-hands that create resources and assert their status.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -40,7 +40,8 @@ pub fn assert_valid(schema: &Value, data: &Value, what: &str) {
 pub struct Events {
     pub rx: Receiver,
     schemas: HashMap<String, Value>,
-    seen: usize,
+    /// Indexes of the deliveries already checked.
+    checked: HashSet<usize>,
 }
 
 impl Events {
@@ -55,44 +56,69 @@ impl Events {
         Self {
             rx,
             schemas: schemas(app).await,
-            seen: 0,
+            checked: HashSet::new(),
         }
     }
 
-    /// Waits for the next delivery, asserts it is `name` and its data matches the schema;
-    /// answers its data.
+    /// Waits for a delivery of `name` not checked yet, asserts its headers and that its data
+    /// matches the schema, and answers its data. Deliveries are matched in any order: a
+    /// webhook's deliveries run concurrently, and the contract promises no ordering.
     pub async fn next(&mut self, name: &str) -> Value {
-        let got = self.rx.wait_for(self.seen + 1, WAIT).await;
-        let delivery = &got[self.seen];
-        self.seen += 1;
-        let body = delivery.json();
-        assert_eq!(body["type"], name, "unexpected event: {body:#}");
-        assert_eq!(delivery.header("x-agora-event"), name);
-        assert!(body["id"].as_str().unwrap().starts_with("evt_"));
-        let schema = self
-            .schemas
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} is not in the catalog"));
-        assert_valid(schema, &body["data"], name);
-        body["data"].clone()
+        self.take(name, |_| true).await
     }
 
-    /// Asserts the next delivery is `name` carrying exactly `answer` (the API's answer).
+    /// Waits for a delivery of `name` carrying exactly `answer` (the API's answer).
     pub async fn expect(&mut self, name: &str, answer: &Value) {
-        let data = self.next(name).await;
-        assert_eq!(&data, answer, "{name} data differs from the API answer");
+        self.take(name, |data| data == answer).await;
+    }
+
+    async fn take(&mut self, name: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let got = self.rx.received();
+            let found = got
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.checked.contains(i))
+                .find(|(_, d)| {
+                    let body = d.json();
+                    body["type"] == name && wanted(&body["data"])
+                });
+            if let Some((i, delivery)) = found {
+                self.checked.insert(i);
+                let body = delivery.json();
+                assert_eq!(delivery.header("x-agora-event"), name);
+                assert!(body["id"].as_str().unwrap().starts_with("evt_"));
+                let schema = self
+                    .schemas
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{name} is not in the catalog"));
+                assert_valid(schema, &body["data"], name);
+                return body["data"].clone();
+            }
+            if std::time::Instant::now() > deadline {
+                let unchecked: Vec<Value> = got
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !self.checked.contains(i))
+                    .map(|(_, d)| d.json())
+                    .collect();
+                panic!("no matching {name} delivery arrived; unchecked deliveries: {unchecked:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Asserts nothing more arrives for a while.
     pub async fn quiet(&self) {
         self.rx
-            .assert_stays_at(self.seen, Duration::from_millis(400))
+            .assert_stays_at(self.checked.len(), Duration::from_millis(400))
             .await;
     }
 
     /// How many deliveries were checked.
     pub fn seen(&self) -> usize {
-        self.seen
+        self.checked.len()
     }
 }
 
