@@ -398,9 +398,9 @@ async fn pending_and_in_flight_deliveries_survive_a_restart() {
 async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
     let app = app_with_type().await;
     let hanging = Receiver::start().await;
-    hanging.always(Reply::status(200).after(Duration::from_secs(6)));
+    hanging.always(Reply::status(200).after(Duration::from_secs(20)));
     let healthy = Receiver::start().await;
-    app.create_webhook(json!({"url": hanging.url(), "events": ["course.*"], "timeout_ms": 5000}))
+    app.create_webhook(json!({"url": hanging.url(), "events": ["course.*"], "timeout_ms": 15000}))
         .await;
     app.create_webhook(json!({"url": healthy.url(), "events": ["course.*"]}))
         .await;
