@@ -91,10 +91,16 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
     pub async fn terminate(&mut self) -> bool {
+        self.signal("TERM").await
+    }
+
+    /// Sends a signal (`TERM`, `INT`) and waits for the process to exit; returns whether it
+    /// exited cleanly.
+    pub async fn signal(&mut self, name: &str) -> bool {
         let mut child = self.child.take().expect("running");
         let pid = child.id().expect("pid").to_string();
         let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .unwrap();
         assert!(sent.success());

@@ -321,6 +321,15 @@ async fn a_locked_database_answers_503_changes_nothing_and_recovers() {
 
 #[tokio::test]
 async fn sigterm_lets_attempts_in_flight_finish_and_a_restart_carries_on() {
+    stop_gracefully_and_carry_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_lets_attempts_in_flight_finish_and_a_restart_carries_on() {
+    stop_gracefully_and_carry_on("INT").await;
+}
+
+async fn stop_gracefully_and_carry_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut server =
         ServerProcess::start(dir.path(), &[("AGORA_MAX_CONCURRENCY_PER_WEBHOOK", "2")]).await;
@@ -335,11 +344,11 @@ async fn sigterm_lets_attempts_in_flight_finish_and_a_restart_carries_on() {
         published.insert(app.publish("course.enrolled", json!({"n": n})).await["id"].clone());
     }
     receiver.wait_for(2, WAIT).await;
-    assert!(server.terminate().await, "exit status after SIGTERM");
+    assert!(server.signal(signal).await, "exit status after SIG{signal}");
     assert_eq!(
         receiver.received().len(),
         2,
-        "nothing new is started after SIGTERM"
+        "nothing new is started after SIG{signal}"
     );
 
     receiver.always(Reply::status(200));
