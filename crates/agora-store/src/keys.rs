@@ -140,12 +140,15 @@ impl Store {
 
     /// Revokes a key; it stops working at once.
     pub async fn revoke_key(&self, id: &str) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        let done = self
+            .execute_durably(
+                sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
                 .bind(now_ms())
-                .bind(id)
-                .execute(&self.write)
-                .await?;
+                .bind(id),
+            )
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -254,12 +254,13 @@ impl Store {
             let previous = row
                 .try_get::<Option<String>, _>("previous_secret")?
                 .map(seal);
-            sqlx::query("UPDATE webhooks SET secret = $1, previous_secret = $2 WHERE id = $3")
-                .bind(secret)
-                .bind(previous)
-                .bind(&id)
-                .execute(&self.write)
-                .await?;
+            self.execute_durably(
+                sqlx::query("UPDATE webhooks SET secret = $1, previous_secret = $2 WHERE id = $3")
+                    .bind(secret)
+                    .bind(previous)
+                    .bind(&id),
+            )
+            .await?;
             sealed += 1;
         }
         Ok(sealed)

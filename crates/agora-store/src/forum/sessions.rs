@@ -38,14 +38,15 @@ impl Store {
         let mut bytes = [0u8; 24];
         rand::thread_rng().fill_bytes(&mut bytes);
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
-        sqlx::query(
-            "INSERT INTO user_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        self.execute_durably(
+            sqlx::query(
+                "INSERT INTO user_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hash(&token))
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at),
         )
-        .bind(hash(&token))
-        .bind(user_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.write)
         .await?;
         Ok(token)
     }
@@ -75,10 +76,10 @@ impl Store {
 
     /// Ends a session (logout).
     pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM user_sessions WHERE token_hash = $1")
-            .bind(hash(token))
-            .execute(&self.write)
-            .await?;
+        self.execute_durably(
+            sqlx::query("DELETE FROM user_sessions WHERE token_hash = $1").bind(hash(token)),
+        )
+        .await?;
         Ok(())
     }
 }
