@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
 use crate::retry::{parse_retry_after, Outcome, RetryPolicy, Verdict};
@@ -196,10 +196,6 @@ impl Sender {
             ) {
                 map.insert(n, v);
             }
-        }
-        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(ua) = HeaderValue::from_str(&self.user_agent) {
-            map.insert(USER_AGENT, ua);
         }
         let mut response = self
             .client

@@ -88,12 +88,10 @@ pub async fn postgres_schema() -> String {
         .await
         .expect("connect to PostgreSQL");
     drop_stale_schemas(&mut conn).await;
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut conn)
+    conn.close().await.expect("close");
+    agora_store::Store::fresh_postgres_schema(&base, &schema)
         .await
-        .expect("create schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options[search_path]={schema}")
+        .expect("create schema")
 }
 
 /// Drops test schemas older than ten minutes (their names carry a ULID, hence a time), so the
