@@ -14,7 +14,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agora_core::dispatcher::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError,
+    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
+    QueueError,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -237,114 +238,198 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The deliveries with these ids, joined with their event and webhook, ready to send.
+    /// The deliveries with these ids, ready to send (the `test` endpoint sends its own).
     pub async fn load_claimed(&self, ids: &[String]) -> Result<Vec<ClaimedDelivery>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT d.id, d.event_id, d.event_type, d.webhook_id, d.attempts, d.attempt_base, e.body, \
-             w.url, w.secret, w.previous_secret, w.previous_secret_until, w.headers, w.timeout_ms, \
-             w.retry_count, w.format \
-             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.id IN ({})",
+            "SELECT {LEASED_COLUMNS} FROM deliveries WHERE id IN ({})",
             Params::new(self.backend).list(ids.len())
         );
         let mut q = sqlx::query(&sql);
         for id in ids {
             q = q.bind(id.clone());
         }
-        let now = now_ms();
-        let mut opened = HashMap::new();
+        let leased = q
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(leased_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.load_leased(&leased).await
+    }
+
+    /// Joins leased deliveries with their event bodies and webhook settings in memory: one
+    /// query for the distinct events and one for the distinct webhooks of the batch (a batch
+    /// often holds many deliveries of few webhooks, and one event for several webhooks), and
+    /// each webhook's secrets opened once.
+    async fn load_leased(
+        &self,
+        leased: &[LeasedDelivery],
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let event_ids = distinct(leased.iter().map(|l| l.event_id.as_str()));
+        let webhook_ids = distinct(leased.iter().map(|l| l.webhook_id.as_str()));
+        let (bodies, webhooks) =
+            tokio::try_join!(self.event_bodies(&event_ids), self.senders(&webhook_ids))?;
+        Ok(leased
+            .iter()
+            .filter_map(|l| {
+                let body = bodies.get(&l.event_id)?;
+                let w = webhooks.get(&l.webhook_id)?;
+                Some(ClaimedDelivery {
+                    id: l.id.clone(),
+                    event_id: l.event_id.clone(),
+                    event_type: l.event_type.clone(),
+                    webhook_id: l.webhook_id.clone(),
+                    url: w.url.clone(),
+                    secrets: w.secrets.clone(),
+                    headers: w.headers.clone(),
+                    timeout: w.timeout,
+                    format: w.format,
+                    body: body.clone(),
+                    attempt: l.attempt,
+                    retries_done: l.retries_done,
+                    retry_count: w.retry_count,
+                })
+            })
+            .collect())
+    }
+
+    async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        let sql = format!(
+            "SELECT id, body FROM events WHERE id IN ({})",
+            Params::new(self.backend).list(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id.to_string());
+        }
         q.fetch_all(&self.read)
             .await?
             .iter()
-            .map(|row| claimed_from_row(self, row, now, &mut opened))
+            .map(|row| Ok((row.try_get("id")?, row.try_get("body")?)))
+            .collect()
+    }
+
+    /// The sending settings of these webhooks, secrets opened.
+    async fn senders(&self, ids: &[&str]) -> Result<HashMap<String, SendingWebhook>, StoreError> {
+        let sql = format!(
+            "SELECT id AS webhook_id, url, secret, previous_secret, previous_secret_until, headers, \
+             timeout_ms, retry_count, format FROM webhooks WHERE id IN ({})",
+            Params::new(self.backend).list(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id.to_string());
+        }
+        let now = now_ms();
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|row| {
+                let headers: String = row.try_get("headers")?;
+                let headers: std::collections::BTreeMap<String, String> =
+                    serde_json::from_str(&headers)
+                        .map_err(|_| StoreError::Internal("corrupt webhook headers".into()))?;
+                let format: String = row.try_get("format")?;
+                let sending = SendingWebhook {
+                    url: row.try_get("url")?,
+                    secrets: self.signing_secrets(row, now)?,
+                    headers: headers.into_iter().collect(),
+                    timeout: Duration::from_millis(
+                        row.try_get::<i64, _>("timeout_ms")?.max(1) as u64
+                    ),
+                    format: Format::parse(&format).unwrap_or_default(),
+                    retry_count: row.try_get::<i64, _>("retry_count")?.max(0) as u32,
+                };
+                Ok((row.try_get("webhook_id")?, sending))
+            })
             .collect()
     }
 }
 
-/// A webhook's secrets, opened, and its custom headers, parsed: once per claimed batch, not
-/// once per delivery (a batch often holds many deliveries of few webhooks).
-type OpenedWebhook = (
-    Vec<agora_core::signing::WebhookSecret>,
-    Vec<(String, String)>,
-);
+/// What sending to one webhook needs, read once per claimed batch.
+struct SendingWebhook {
+    url: String,
+    secrets: Vec<agora_core::signing::WebhookSecret>,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    format: Format,
+    retry_count: u32,
+}
 
-fn claimed_from_row(
-    store: &Store,
-    row: &sqlx::any::AnyRow,
-    now: i64,
-    opened: &mut HashMap<String, OpenedWebhook>,
-) -> Result<ClaimedDelivery, StoreError> {
-    let webhook_id: String = row.try_get("webhook_id")?;
-    if !opened.contains_key(&webhook_id) {
-        let secrets = store.signing_secrets(row, now)?;
-        let headers: String = row.try_get("headers")?;
-        let headers: std::collections::BTreeMap<String, String> = serde_json::from_str(&headers)
-            .map_err(|_| StoreError::Internal("corrupt webhook headers".into()))?;
-        opened.insert(webhook_id.clone(), (secrets, headers.into_iter().collect()));
-    }
-    let (secrets, headers) = opened[&webhook_id].clone();
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = values.collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The columns of `deliveries` a [`LeasedDelivery`] is read from.
+const LEASED_COLUMNS: &str = "id, webhook_id, event_id, event_type, attempts, attempt_base";
+
+fn leased_from_row(row: &sqlx::any::AnyRow) -> Result<LeasedDelivery, StoreError> {
     let attempts: i64 = row.try_get("attempts")?;
     let base: i64 = row.try_get("attempt_base")?;
-    let format: String = row.try_get("format")?;
-    Ok(ClaimedDelivery {
+    Ok(LeasedDelivery {
         id: row.try_get("id")?,
+        webhook_id: row.try_get("webhook_id")?,
         event_id: row.try_get("event_id")?,
         event_type: row.try_get("event_type")?,
-        webhook_id,
-        url: row.try_get("url")?,
-        secrets,
-        headers,
-        timeout: Duration::from_millis(row.try_get::<i64, _>("timeout_ms")?.max(1) as u64),
-        format: Format::parse(&format).unwrap_or_default(),
-        body: row.try_get("body")?,
         attempt: attempts as u32,
         retries_done: (attempts - base - 1).max(0) as u32,
-        retry_count: row.try_get::<i64, _>("retry_count")?.max(0) as u32,
     })
 }
 
 impl DeliveryQueue for Store {
-    async fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedDelivery>, QueueError> {
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
         let skip = if request.skip_webhooks.is_empty() {
             String::new()
         } else {
             format!(
                 "AND webhook_id NOT IN ({})",
-                placeholders(5, request.skip_webhooks.len())
+                placeholders(6, request.skip_webhooks.len())
             )
         };
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // The head of the due order is read through the due index, then webhooks with no room
+        // are filtered out: without the window, a claim behind a large backlog of skipped
+        // webhooks would read the whole backlog every time.
+        let window = request.window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
         let sql = format!(
             "UPDATE deliveries SET status = 'in_flight', lease_owner = $1, due_at = $2, \
              attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM deliveries WHERE due_at IS NOT NULL AND due_at <= $3 {skip} \
-             ORDER BY due_at LIMIT $4 {lock}) RETURNING id"
+             WHERE id IN (SELECT id FROM (SELECT id, webhook_id, due_at FROM deliveries \
+             WHERE due_at IS NOT NULL AND due_at <= $3 ORDER BY due_at LIMIT $5 {lock}) AS head \
+             WHERE due_at IS NOT NULL {skip} ORDER BY due_at LIMIT $4) RETURNING {LEASED_COLUMNS}"
         );
         let mut q = sqlx::query(&sql)
             .bind(request.node.clone())
             .bind(request.lease_until)
             .bind(request.now)
-            .bind(request.limit as i64);
+            .bind(request.limit as i64)
+            .bind(window);
         for w in &request.skip_webhooks {
             q = q.bind(w.clone());
         }
         let mut tx = self.begin_bookkeeping().await?;
-        let ids: Vec<String> = q
+        let leased = q
             .fetch_all(&mut *tx)
             .await
             .map_err(StoreError::from)?
             .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::from)?;
+            .map(leased_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(self.load_claimed(&ids).await?)
+        Ok(leased)
+    }
+
+    async fn load(&self, leased: &[LeasedDelivery]) -> Result<Vec<ClaimedDelivery>, QueueError> {
+        Ok(self.load_leased(leased).await?)
     }
 
     async fn record(&self, attempts: Vec<AttemptRecord>) -> Result<(), QueueError> {
@@ -358,8 +443,8 @@ impl DeliveryQueue for Store {
         }
         for chunk in attempted.chunks(RECORD_CHUNK) {
             insert_attempts(&mut tx, chunk).await?;
-            advance_deliveries(&mut tx, chunk, now).await?;
         }
+        advance_deliveries(&mut tx, &attempted, now).await?;
         update_webhook_health(&mut tx, &attempted).await?;
         for a in attempted
             .iter()
@@ -455,11 +540,100 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), 
     Ok(())
 }
 
+/// The state an attempt leaves its delivery in: status, `due_at`, last status code, last error.
+type NextRow<'a> = (&'static str, Option<i64>, Option<i64>, Option<&'a str>);
+
+fn next_row(a: &AttemptRecord) -> NextRow<'_> {
+    let (status, due_at) = match a.next {
+        NextState::Succeeded => ("succeeded", None),
+        NextState::RetryAt(at) => ("failed", Some(at)),
+        NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => {
+            ("exhausted", None)
+        }
+    };
+    (
+        status,
+        due_at,
+        a.response_status.map(i64::from),
+        a.error.as_deref(),
+    )
+}
+
+/// Deliveries moved by one `UPDATE … WHERE id IN (…)`.
+const ALIKE_CHUNK: usize = 500;
+
 /// Moves attempted deliveries to their next state. Only the claim whose attempt number matches
 /// may move a delivery, so a late answer from a node whose lease expired changes nothing.
+///
+/// Deliveries that end alike (the common case: a batch of first attempts answered 200) move
+/// together in an `UPDATE … WHERE id IN (…)`, a primary-key lookup each; the others (retries,
+/// each due at its own time) through a short `VALUES` list, which SQLite joins less cheaply.
 async fn advance_deliveries(
     tx: &mut Tx,
     attempts: &[AttemptRecord],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut alike: HashMap<(NextRow<'_>, u32), Vec<&str>> = HashMap::new();
+    for a in attempts {
+        alike
+            .entry((next_row(a), a.attempt))
+            .or_default()
+            .push(&a.delivery_id);
+    }
+    let mut singles = Vec::new();
+    for ((row, attempt), ids) in alike {
+        if ids.len() == 1 {
+            singles.push((ids[0], attempt, row));
+            continue;
+        }
+        for chunk in ids.chunks(ALIKE_CHUNK) {
+            advance_alike(tx, chunk, attempt, row, now).await?;
+        }
+    }
+    for chunk in singles.chunks(RECORD_CHUNK) {
+        advance_each(tx, chunk, now).await?;
+    }
+    Ok(())
+}
+
+/// Moves deliveries, all at attempt `attempt`, to the same next state.
+async fn advance_alike(
+    tx: &mut Tx,
+    ids: &[&str],
+    attempt: u32,
+    (status, due_at, code, error): NextRow<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut params = Params::for_tx(tx);
+    let sql = format!(
+        "UPDATE deliveries SET status = {}, due_at = {}, last_status_code = {}, last_error = {}, \
+         updated_at = {}, lease_owner = NULL WHERE attempts = {} AND status = 'in_flight' AND id IN ({})",
+        params.next(),
+        params.next(),
+        params.next(),
+        params.next(),
+        params.next(),
+        params.next(),
+        params.list(ids.len())
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(status)
+        .bind(due_at)
+        .bind(code)
+        .bind(error.map(str::to_owned))
+        .bind(now)
+        .bind(i64::from(attempt));
+    for id in ids {
+        q = q.bind(id.to_string());
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Moves deliveries each to its own next state.
+async fn advance_each(
+    tx: &mut Tx,
+    rows: &[(&str, u32, NextRow<'_>)],
     now: i64,
 ) -> Result<(), StoreError> {
     const TYPES: [&str; 6] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
@@ -470,24 +644,17 @@ async fn advance_deliveries(
          last_status_code = v.column5, last_error = v.column6, updated_at = {updated_at} \
          FROM (VALUES {}) AS v \
          WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'in_flight'",
-        params.typed_rows(attempts.len(), &TYPES)
+        params.typed_rows(rows.len(), &TYPES)
     );
     let mut q = sqlx::query(&sql).bind(now);
-    for a in attempts {
-        let (status, due_at) = match a.next {
-            NextState::Succeeded => ("succeeded", None),
-            NextState::RetryAt(at) => ("failed", Some(at)),
-            NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => {
-                ("exhausted", None)
-            }
-        };
+    for (id, attempt, (status, due_at, code, error)) in rows {
         q = q
-            .bind(a.delivery_id.clone())
-            .bind(i64::from(a.attempt))
-            .bind(status)
-            .bind(due_at)
-            .bind(a.response_status.map(i64::from))
-            .bind(a.error.clone());
+            .bind(id.to_string())
+            .bind(i64::from(*attempt))
+            .bind(*status)
+            .bind(*due_at)
+            .bind(*code)
+            .bind(error.map(str::to_owned));
     }
     q.execute(&mut **tx).await?;
     Ok(())

@@ -96,8 +96,9 @@ pub struct Store {
     /// Woken after every commit that queued deliveries.
     waker: Waker,
     options: StoreOptions,
-    /// PostgreSQL: the task that turns other nodes' commits (`NOTIFY`) into wake-ups.
-    listener: Option<Arc<tokio::task::JoinHandle<()>>>,
+    /// PostgreSQL: the task that turns other nodes' commits (`NOTIFY`) into wake-ups. SQLite:
+    /// the task that checkpoints the write-ahead log.
+    background: Option<Arc<tokio::task::JoinHandle<()>>>,
     /// Single-event publishes waiting to share a transaction.
     group_commit: group_commit::Jobs,
     /// Custom event type names known to exist. Types are never deleted, so a name seen once
@@ -129,8 +130,12 @@ impl Store {
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
         let store = match backend {
             Backend::Sqlite => {
-                let write = sqlite_pool(connect.clone(), 1, options.busy_timeout).await?;
-                let read = sqlite_pool(connect, 8, options.busy_timeout).await?;
+                let write =
+                    sqlite_pool(connect.clone(), 1, options.busy_timeout, WRITER_CACHE_KIB).await?;
+                let read =
+                    sqlite_pool(connect.clone(), 8, options.busy_timeout, READER_CACHE_KIB).await?;
+                let checkpointer =
+                    sqlite_pool(connect, 1, options.busy_timeout, READER_CACHE_KIB).await?;
                 Self {
                     group_commit: group_commit::start(write.clone(), backend, waker.clone()),
                     known_types: Arc::default(),
@@ -139,7 +144,7 @@ impl Store {
                     backend,
                     waker,
                     options,
-                    listener: None,
+                    background: Some(Arc::new(tokio::spawn(checkpoint_wal(checkpointer)))),
                     secrets: None,
                 }
             }
@@ -149,7 +154,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(connect)
                     .await?;
-                let listener = Some(Arc::new(tokio::spawn(listen_for_queued(
+                let background = Some(Arc::new(tokio::spawn(listen_for_queued(
                     url.to_owned(),
                     waker.clone(),
                 ))));
@@ -161,7 +166,7 @@ impl Store {
                     backend,
                     waker,
                     options,
-                    listener,
+                    background,
                     secrets: None,
                 }
             }
@@ -249,8 +254,8 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        if let Some(listener) = &self.listener {
-            listener.abort();
+        if let Some(task) = &self.background {
+            task.abort();
         }
         self.write.close().await;
         self.read.close().await;
@@ -332,10 +337,40 @@ async fn listen_for_queued(url: String, waker: Waker) {
     }
 }
 
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies the write-ahead log back into the database file on a connection of its own, so
+/// that neither the copy nor its `fsync` stalls the single writer, which otherwise checkpoints
+/// after the commit that crosses `wal_autocheckpoint` (now only a backstop for when this task
+/// falls behind). PASSIVE never blocks readers or the writer.
+async fn checkpoint_wal(pool: AnyPool) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "WAL checkpoint failed; the writer's backstop remains");
+        }
+    }
+}
+
+/// Pages the write-ahead log may hold before a committing writer checkpoints it itself.
+const WAL_BACKSTOP_PAGES: u32 = 10_000;
+
+/// SQLite page cache of the single writer: large enough to hold the hot end of the
+/// deliveries, attempts and their indexes, so a record batch does not read pages back.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
+/// SQLite page cache of each reader (SQLite's own default).
+const READER_CACHE_KIB: u32 = 2 * 1024;
+
 async fn sqlite_pool(
     options: AnyConnectOptions,
     size: u32,
     busy_timeout: Duration,
+    cache_kib: u32,
 ) -> Result<AnyPool, StoreError> {
     Ok(AnyPoolOptions::new()
         .max_connections(size)
@@ -349,6 +384,15 @@ async fn sqlite_pool(
                 conn.execute("PRAGMA synchronous = FULL").await?;
                 let busy = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
                 conn.execute(busy.as_str()).await?;
+                // Statement journals (multi-row statements inside a transaction) in memory
+                // instead of a temporary file, and database pages read through a mapping
+                // instead of a `pread` each: both were a fifth of the writer's time.
+                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                conn.execute("PRAGMA mmap_size = 268435456").await?;
+                let cache = format!("PRAGMA cache_size = -{cache_kib}");
+                conn.execute(cache.as_str()).await?;
+                let backstop = format!("PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}");
+                conn.execute(backstop.as_str()).await?;
                 Ok(())
             })
         })

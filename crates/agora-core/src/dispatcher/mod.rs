@@ -1,12 +1,13 @@
 //! The dispatcher: moves due deliveries from the queue to their receivers.
 //!
 //! ```text
-//!   commit ──wake──▶ claim loop ──spawn──▶ send task (per-webhook permit) ──▶ recorder ──▶ queue
-//!                    ▲   (poll fallback)                                      (batched)
-//!                    └──────────────── capacity freed ◀──────────────────────────┘
+//!   commit ──wake──▶ claim loop ──▶ batch load ──▶ send task (per-webhook permit) ──▶ recorder ──▶ queue
+//!                    ▲   (poll fallback)                                                   (batched)
+//!                    └──────────────────────── capacity freed ◀─────────────────────────────┘
 //! ```
 //!
-//! - The claim loop leases due deliveries in batches. A webhook that already holds
+//! - The claim loop leases due deliveries in batches and hands each batch to a task that loads
+//!   its bodies and webhook settings, so claiming goes on meanwhile. A webhook that already holds
 //!   [`DispatcherConfig::max_queued_per_webhook`] deliveries in memory is skipped by the claim,
 //!   so a hanging receiver cannot hoard work, and nobody else waits behind it.
 //! - Each delivery is its own task; a per-webhook semaphore bounds concurrent requests to one
@@ -20,16 +21,18 @@ mod limiter;
 pub mod queue;
 pub mod sender;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::limiter::{Gate, Limiter};
+use self::limiter::{Admission, Gate, Limiter};
 pub use self::queue::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, NextState, QueueError,
+    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
+    QueueError,
 };
 pub use self::sender::{Sender, SenderConfig};
 use crate::time::now_ms;
@@ -125,19 +128,34 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         ));
 
         let mut backoff = Backoff::default();
+        let mut last_exhaustive = Instant::now();
         while !shutdown.is_cancelled() {
             let room = limiter.room();
             let claimed = if room == 0 {
                 Ok(Vec::new())
             } else {
                 let now = now_ms();
+                let limit = room.min(self.config.claim_batch);
+                let skip_webhooks = limiter.saturated();
+                // Claims look at a window of the earliest due work; once per poll interval a
+                // claim looks at all of it, so that webhooks with room whose work lies behind
+                // a long backlog of skipped ones still get theirs.
+                let window = if skip_webhooks.is_empty()
+                    || last_exhaustive.elapsed() >= self.config.poll_interval
+                {
+                    last_exhaustive = Instant::now();
+                    None
+                } else {
+                    Some(limit * CLAIM_WINDOW_FACTOR)
+                };
                 self.queue
                     .claim(ClaimRequest {
                         node: self.config.node_id.clone(),
-                        limit: room.min(self.config.claim_batch),
+                        limit,
                         now,
                         lease_until: now + self.config.lease.as_millis() as i64,
-                        skip_webhooks: limiter.saturated(),
+                        skip_webhooks,
+                        window,
                     })
                     .await
             };
@@ -145,26 +163,23 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                 Ok(batch) => {
                     backoff.reset();
                     let full = batch.len() == room.min(self.config.claim_batch) && room > 0;
-                    for delivery in batch {
-                        let admission = limiter.admit(&delivery.webhook_id);
-                        let limiter = limiter.clone();
-                        let sender = self.sender.clone();
-                        let record_tx = record_tx.clone();
-                        let shutdown = shutdown.clone();
-                        tasks.spawn(async move {
-                            let permit = tokio::select! {
-                                p = admission.acquire() => p,
-                                // Not started: its lease is given back below.
-                                () = shutdown.cancelled() => return,
-                            };
-                            let record = match limiter.gate(&delivery.webhook_id) {
-                                Gate::Send => sender.attempt(&delivery).await,
-                                Gate::Defer(until) => deferred(&delivery, until),
-                            };
-                            limiter.observe(&record);
-                            drop(permit);
-                            let _ = record_tx.send(record);
-                        });
+                    if !batch.is_empty() {
+                        let admitted = batch
+                            .into_iter()
+                            .map(|leased| {
+                                let admission = limiter.admit(&leased.webhook_id);
+                                (leased, admission)
+                            })
+                            .collect();
+                        let start = BatchStart {
+                            queue: self.queue.clone(),
+                            sender: self.sender.clone(),
+                            limiter: limiter.clone(),
+                            record_tx: record_tx.clone(),
+                            shutdown: shutdown.clone(),
+                            tasks: tasks.clone(),
+                        };
+                        tasks.spawn(start.run(admitted));
                     }
                     full
                 }
@@ -198,12 +213,79 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
     }
 }
 
-/// The record of a delivery put back without an attempt.
-fn deferred(delivery: &ClaimedDelivery, until: i64) -> AttemptRecord {
+/// What a claimed batch needs to get going, apart from the claim loop: the claim loop goes on
+/// claiming while the batch's bodies and webhook settings load.
+struct BatchStart<Q> {
+    queue: Arc<Q>,
+    sender: Sender,
+    limiter: Arc<Limiter>,
+    record_tx: mpsc::UnboundedSender<AttemptRecord>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl<Q: DeliveryQueue> BatchStart<Q> {
+    /// Loads the batch and starts one task per delivery. Deliveries that cannot be loaded
+    /// (storage down, webhook deleted meanwhile) are put back un-attempted through the
+    /// recorder, which also frees their place in the limiter.
+    async fn run(self, admitted: Vec<(LeasedDelivery, Admission)>) {
+        let leased: Vec<LeasedDelivery> = admitted.iter().map(|(l, _)| l.clone()).collect();
+        let mut loaded: HashMap<String, ClaimedDelivery> = match self.queue.load(&leased).await {
+            Ok(loaded) => loaded.into_iter().map(|d| (d.id.clone(), d)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, deliveries = leased.len(), "failed to load claimed deliveries; putting them back");
+                HashMap::new()
+            }
+        };
+        let retry_at = now_ms() + LOAD_RETRY.as_millis() as i64;
+        for (leased, admission) in admitted {
+            let Some(delivery) = loaded.remove(&leased.id) else {
+                let _ = self.record_tx.send(deferred(
+                    &leased.id,
+                    &leased.webhook_id,
+                    leased.attempt,
+                    retry_at,
+                ));
+                continue;
+            };
+            let (limiter, sender, record_tx, shutdown) = (
+                self.limiter.clone(),
+                self.sender.clone(),
+                self.record_tx.clone(),
+                self.shutdown.clone(),
+            );
+            self.tasks.spawn(async move {
+                let permit = tokio::select! {
+                    p = admission.acquire() => p,
+                    // Not started: its lease is given back at shutdown.
+                    () = shutdown.cancelled() => return,
+                };
+                let record = match limiter.gate(&delivery.webhook_id) {
+                    Gate::Send => sender.attempt(&delivery).await,
+                    Gate::Defer(until) => {
+                        deferred(&delivery.id, &delivery.webhook_id, delivery.attempt, until)
+                    }
+                };
+                limiter.observe(&record);
+                drop(permit);
+                let _ = record_tx.send(record);
+            });
+        }
+    }
+}
+
+/// How many due deliveries a bounded claim looks at, per delivery it may take.
+const CLAIM_WINDOW_FACTOR: usize = 4;
+
+/// How long a delivery that could not be loaded waits before it is claimed again.
+const LOAD_RETRY: Duration = Duration::from_secs(1);
+
+/// The record of a delivery put back without an attempt, due again at `until`.
+fn deferred(delivery_id: &str, webhook_id: &str, attempt: u32, until: i64) -> AttemptRecord {
     AttemptRecord {
-        delivery_id: delivery.id.clone(),
-        webhook_id: delivery.webhook_id.clone(),
-        attempt: delivery.attempt,
+        delivery_id: delivery_id.to_owned(),
+        webhook_id: webhook_id.to_owned(),
+        attempt,
         started_at: now_ms(),
         duration_ms: 0,
         request_headers: Vec::new(),

@@ -9,6 +9,25 @@ use std::time::Duration;
 use crate::format::Format;
 use crate::signing::WebhookSecret;
 
+/// A delivery just leased to this node, as the claim returns it: its identity only. Its event
+/// body and its webhook's settings are loaded afterwards ([`DeliveryQueue::load`]), outside the
+/// claiming transaction, so the next claim need not wait for them.
+#[derive(Clone, Debug)]
+pub struct LeasedDelivery {
+    /// `msg_…`: the delivery id.
+    pub id: String,
+    /// The webhook it goes to.
+    pub webhook_id: String,
+    /// The event's id.
+    pub event_id: String,
+    /// The event type.
+    pub event_type: String,
+    /// The number of this attempt, from 1 (`x-agora-attempt`).
+    pub attempt: u32,
+    /// Retries already made since the delivery was last (re)queued by hand.
+    pub retries_done: u32,
+}
+
 /// A delivery leased to this node, with everything needed to send it.
 #[derive(Clone, Debug)]
 pub struct ClaimedDelivery {
@@ -99,6 +118,10 @@ pub struct ClaimRequest {
     pub lease_until: i64,
     /// Webhooks that already have as much work in memory as they may; claim none of theirs.
     pub skip_webhooks: Vec<String>,
+    /// Look only at this many of the earliest due deliveries (those of skipped webhooks
+    /// included), or at every due delivery when `None`: a bounded claim stays cheap however
+    /// large the backlog of the skipped webhooks.
+    pub window: Option<usize>,
 }
 
 /// Durable delivery state, as the dispatcher needs it.
@@ -108,6 +131,13 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     fn claim(
         &self,
         request: ClaimRequest,
+    ) -> impl Future<Output = Result<Vec<LeasedDelivery>, QueueError>> + Send;
+
+    /// Loads what sending leased deliveries needs: their event bodies and their webhooks'
+    /// settings and secrets. Deliveries whose webhook or event is gone are left out.
+    fn load(
+        &self,
+        leased: &[LeasedDelivery],
     ) -> impl Future<Output = Result<Vec<ClaimedDelivery>, QueueError>> + Send;
 
     /// Records attempts and moves their deliveries to their next state, all in one

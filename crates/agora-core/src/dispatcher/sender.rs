@@ -41,6 +41,9 @@ pub fn is_reserved_header(name: &str) -> bool {
         || lower.starts_with("x-agora-")
 }
 
+/// Idle keep-alive connections kept per receiving host.
+const IDLE_CONNECTIONS_PER_HOST: usize = 4096;
+
 /// Sends attempts with one shared keep-alive client.
 #[derive(Clone)]
 pub struct Sender {
@@ -78,7 +81,10 @@ impl Sender {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(GuardedResolver::with_lookup(config.targets, lookup))
-            .pool_max_idle_per_host(256)
+            // Every request in flight may go to the same host (many webhooks of one receiver):
+            // idle connections up to the dispatcher's concurrency are kept, so none is closed
+            // only to be opened again for the next delivery.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
@@ -113,21 +119,23 @@ impl Sender {
 
         let clock = Instant::now();
         // An address literal never reaches the guarded resolver, so the URL itself is checked
-        // again here; a refused target is never connected to (the first arm below records it).
-        let refused = self.targets.check_url(&delivery.url).err();
-        let sent = match refused {
-            Some(_) => Ok(Ok((0, None, String::new()))),
-            None => {
-                tokio::time::timeout(delivery.timeout, self.send(delivery, &headers, body)).await
+        // again here; a refused target is never connected to. The parsed URL is what is sent to.
+        let checked = self.targets.check_url(&delivery.url);
+        let sent = match &checked {
+            Err(_) => Ok(Ok((0, None, String::new()))),
+            Ok(url) => {
+                tokio::time::timeout(delivery.timeout, self.send(url.clone(), &headers, body)).await
             }
         };
         let duration_ms = clock.elapsed().as_millis() as i64;
         let (outcome, response_status, response_body, error) = match sent {
-            _ if refused.is_some() => (
+            _ if checked.is_err() => (
                 Outcome::Unreachable,
                 None,
                 None,
-                refused.map(|e| format!("refused before connecting: {e}")),
+                checked
+                    .err()
+                    .map(|e| format!("refused before connecting: {e}")),
             ),
             Err(_) => (
                 Outcome::TimedOut,
@@ -184,7 +192,7 @@ impl Sender {
 
     async fn send(
         &self,
-        delivery: &ClaimedDelivery,
+        url: reqwest::Url,
         headers: &[(String, String)],
         body: String,
     ) -> Result<(u16, Option<Duration>, String), reqwest::Error> {
@@ -197,13 +205,7 @@ impl Sender {
                 map.insert(n, v);
             }
         }
-        let mut response = self
-            .client
-            .post(&delivery.url)
-            .headers(map)
-            .body(body)
-            .send()
-            .await?;
+        let mut response = self.client.post(url).headers(map).body(body).send().await?;
         let status = response.status().as_u16();
         let retry_after = matches!(status, 429 | 503)
             .then(|| response.headers().get(RETRY_AFTER))
