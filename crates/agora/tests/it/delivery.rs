@@ -419,6 +419,40 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
 }
 
 #[tokio::test]
+async fn work_behind_a_saturated_webhooks_backlog_is_still_claimed() {
+    let app = app_with_type().await;
+    app.register_type("quiz.passed").await;
+    let hanging = Receiver::start().await;
+    hanging.always(Reply::status(200).after(Duration::from_secs(20)));
+    let healthy = Receiver::start().await;
+    app.create_webhook(json!({"url": hanging.url(), "events": ["quiz.*"], "timeout_ms": 15000}))
+        .await;
+    app.create_webhook(json!({"url": healthy.url(), "events": ["course.*"]}))
+        .await;
+    // More due work of the hanging webhook than it may hold in memory (its share of 1,024 and
+    // at most one claim batch of 1,024 beyond) plus the window a claim looks at while it is
+    // saturated (4 × 1,024), all due before the healthy one's.
+    let batch: Vec<Value> = (0..1000)
+        .map(|n| json!({"type": "quiz.passed", "data": {"n": n}}))
+        .collect();
+    for _ in 0..8 {
+        let res = app
+            .post("/v1/events/batch", json!({ "events": batch }))
+            .await;
+        assert_eq!(res.status, 202, "{:?}", res.body);
+    }
+    let started = Instant::now();
+    for n in 0..20 {
+        app.publish("course.enrolled", json!({"n": n})).await;
+    }
+    healthy.wait_for(20, WAIT).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the healthy webhook's work waited behind the hanging one's backlog"
+    );
+}
+
+#[tokio::test]
 async fn a_batch_of_events_is_recorded_whole_or_not_at_all() {
     let app = app_with_type().await;
     let receiver = Receiver::start().await;
