@@ -20,6 +20,16 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new())
 }
 
+/// The smallest id of this prefix that can be made at or after `unix_ms`: since ids sort by
+/// creation time, `id < id_floor(prefix, t)` selects the ids made before `t` through the
+/// primary key, with no index on a time column.
+pub fn id_floor(prefix: &str, unix_ms: i64) -> String {
+    format!(
+        "{prefix}_{}",
+        ulid::Ulid::from_parts(unix_ms.max(0) as u64, 0)
+    )
+}
+
 /// Whether `id` looks like an id of this prefix, so that malformed path parameters are
 /// answered with 404 before touching the database.
 pub fn has_prefix(id: &str, prefix: &str) -> bool {
@@ -46,5 +56,16 @@ mod tests {
         assert!(!has_prefix(&a, WEBHOOK));
         assert!(!has_prefix("evt_", EVENT));
         assert!(!has_prefix("evt_../x", EVENT));
+    }
+
+    #[test]
+    fn the_floor_of_a_time_separates_earlier_ids_from_later_ones() {
+        let before = new_id(ATTEMPT);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let floor = id_floor(ATTEMPT, crate::time::now_ms());
+        let after = new_id(ATTEMPT);
+        assert!(before < floor, "{before} < {floor}");
+        assert!(floor <= after, "{floor} <= {after}");
+        assert!(id_floor(ATTEMPT, 0) < before);
     }
 }

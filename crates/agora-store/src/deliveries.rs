@@ -441,7 +441,7 @@ impl DeliveryQueue for Store {
         for a in &deferred {
             put_back(&mut tx, a).await?;
         }
-        for chunk in attempted.chunks(RECORD_CHUNK) {
+        for chunk in attempted.chunks(ATTEMPT_CHUNK) {
             insert_attempts(&mut tx, chunk).await?;
         }
         advance_deliveries(&mut tx, &attempted, now).await?;
@@ -510,6 +510,10 @@ async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
 /// Attempts recorded per statement: multi-row statements keep the per-statement overhead
 /// (a round trip to SQLite's worker thread, a PostgreSQL message) off every single attempt.
 const RECORD_CHUNK: usize = 50;
+
+/// Attempts logged per `INSERT`: every statement is a round trip to the writer, which no other
+/// write can use meanwhile, so the usual batch is logged in one.
+const ATTEMPT_CHUNK: usize = 512;
 
 /// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
 async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
@@ -661,7 +665,8 @@ async fn advance_each(
 }
 
 /// Folds a batch of attempts into each webhook's `last_triggered_at`, `last_error`,
-/// `last_success_at` and failure streak: one statement per webhook, not per attempt.
+/// `last_success_at` and failure streak: one statement for the batch, not one per attempt or
+/// per webhook.
 async fn update_webhook_health(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
     struct Health {
         last_at: i64,
@@ -688,21 +693,28 @@ async fn update_webhook_health(tx: &mut Tx, attempts: &[AttemptRecord]) -> Resul
             h.failures_after_success += 1;
         }
     }
-    for (webhook_id, h) in per_webhook {
-        sqlx::query(
-            "UPDATE webhooks SET last_triggered_at = $1, last_error = $2, \
-             last_success_at = COALESCE($3, last_success_at), \
-             failure_streak = CASE WHEN $3 IS NULL THEN failure_streak + $4 ELSE $4 END \
-             WHERE id = $5",
-        )
-        .bind(h.last_at)
-        .bind(h.last_error)
-        .bind(h.last_success)
-        .bind(h.failures_after_success)
-        .bind(webhook_id)
-        .execute(&mut **tx)
-        .await?;
+    if per_webhook.is_empty() {
+        return Ok(());
     }
+    const TYPES: [&str; 5] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT"];
+    let sql = format!(
+        "UPDATE webhooks SET last_triggered_at = v.column2, last_error = v.column3, \
+         last_success_at = COALESCE(v.column4, webhooks.last_success_at), \
+         failure_streak = CASE WHEN v.column4 IS NULL THEN webhooks.failure_streak + v.column5 \
+         ELSE v.column5 END \
+         FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
+        Params::for_tx(tx).typed_rows(per_webhook.len(), &TYPES)
+    );
+    let mut q = sqlx::query(&sql);
+    for (webhook_id, h) in per_webhook {
+        q = q
+            .bind(webhook_id.to_owned())
+            .bind(h.last_at)
+            .bind(h.last_error)
+            .bind(h.last_success)
+            .bind(h.failures_after_success);
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

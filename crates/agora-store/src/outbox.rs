@@ -170,11 +170,15 @@ impl Store {
     }
 }
 
-/// Inserts events, 100 to a statement.
+/// Rows inserted per statement: each statement is a round trip to the writer, which no other
+/// write can use meanwhile.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts events, [`INSERT_CHUNK`] to a statement.
 async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError> {
     const COLS: usize = 4;
     let now = now_ms();
-    for chunk in events.chunks(100) {
+    for chunk in events.chunks(INSERT_CHUNK) {
         let mut params = Params::for_tx(tx);
         let rows = (0..chunk.len())
             .map(|_| format!("({})", params.list(COLS)))
@@ -194,7 +198,7 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Inserts one delivery per (event, webhook) pair, 100 to a statement, pending and due now,
+/// Inserts one delivery per (event, webhook) pair, [`INSERT_CHUNK`] to a statement, pending and due now,
 /// or already leased. Returns the delivery ids in order.
 async fn queue(
     tx: &mut Tx,
@@ -208,7 +212,7 @@ async fn queue(
         Some((node, until)) => ("in_flight", Some(node), until, 1),
         None => ("pending", None, now, 0),
     };
-    for (chunk_ids, chunk_pairs) in ids.chunks(100).zip(pairs.chunks(100)) {
+    for (chunk_ids, chunk_pairs) in ids.chunks(INSERT_CHUNK).zip(pairs.chunks(INSERT_CHUNK)) {
         let mut params = Params::for_tx(tx);
         let rows = (0..chunk_ids.len())
             .map(|_| format!("({})", params.list(COLS)))
