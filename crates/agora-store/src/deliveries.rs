@@ -384,35 +384,51 @@ fn leased_from_row(row: &sqlx::any::AnyRow) -> Result<LeasedDelivery, StoreError
 
 impl DeliveryQueue for Store {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
+        // $1 node, $2 lease expiry, $3 now, $4 limit, then (SQLite) $5 window, then the
+        // skipped webhooks.
+        let windowed = self.backend == Backend::Sqlite;
         let skip = if request.skip_webhooks.is_empty() {
             String::new()
         } else {
+            let first = if windowed { 6 } else { 5 };
             format!(
                 "AND webhook_id NOT IN ({})",
-                placeholders(6, request.skip_webhooks.len())
+                placeholders(first, request.skip_webhooks.len())
             )
         };
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let chosen = if windowed {
+            // One process claims: the head of the due order is read through the due index,
+            // then webhooks with no room are filtered out. Without the window, a claim behind
+            // a large backlog of skipped webhooks would read all of it every time, holding the
+            // only writer.
+            format!(
+                "SELECT id FROM (SELECT id, webhook_id, due_at FROM deliveries \
+                 WHERE due_at IS NOT NULL AND due_at <= $3 ORDER BY due_at LIMIT $5) AS head \
+                 WHERE due_at IS NOT NULL {skip} ORDER BY due_at LIMIT $4"
+            )
+        } else {
+            // Each node skips the rows other nodes are claiming, so concurrent claims take
+            // disjoint work; the lock applies to the rows taken, never to a window of rows
+            // other nodes could take.
+            format!(
+                "SELECT id FROM deliveries WHERE due_at IS NOT NULL AND due_at <= $3 {skip} \
+                 ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED"
+            )
         };
-        // The head of the due order is read through the due index, then webhooks with no room
-        // are filtered out: without the window, a claim behind a large backlog of skipped
-        // webhooks would read the whole backlog every time.
-        let window = request.window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
         let sql = format!(
             "UPDATE deliveries SET status = 'in_flight', lease_owner = $1, due_at = $2, \
              attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM (SELECT id, webhook_id, due_at FROM deliveries \
-             WHERE due_at IS NOT NULL AND due_at <= $3 ORDER BY due_at LIMIT $5 {lock}) AS head \
-             WHERE due_at IS NOT NULL {skip} ORDER BY due_at LIMIT $4) RETURNING {LEASED_COLUMNS}"
+             WHERE id IN ({chosen}) RETURNING {LEASED_COLUMNS}"
         );
         let mut q = sqlx::query(&sql)
             .bind(request.node.clone())
             .bind(request.lease_until)
             .bind(request.now)
-            .bind(request.limit as i64)
-            .bind(window);
+            .bind(request.limit as i64);
+        if windowed {
+            let window = request.window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
+            q = q.bind(window);
+        }
         for w in &request.skip_webhooks {
             q = q.bind(w.clone());
         }

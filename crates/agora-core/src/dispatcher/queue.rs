@@ -120,7 +120,8 @@ pub struct ClaimRequest {
     pub skip_webhooks: Vec<String>,
     /// Look only at this many of the earliest due deliveries (those of skipped webhooks
     /// included), or at every due delivery when `None`: a bounded claim stays cheap however
-    /// large the backlog of the skipped webhooks.
+    /// large the backlog of the skipped webhooks. A store may look at more (PostgreSQL does:
+    /// its claims skip rows other nodes are locking, which a window would defeat).
     pub window: Option<usize>,
 }
 
