@@ -243,16 +243,8 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {LEASED_COLUMNS} FROM deliveries WHERE id IN ({})",
-            Params::new(self.backend).list(ids.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(id.clone());
-        }
-        let leased = q
-            .fetch_all(&self.read)
+        let leased = self
+            .read_by_ids(&format!("SELECT {LEASED_COLUMNS} FROM deliveries"), ids)
             .await?
             .iter()
             .map(leased_from_row)
@@ -296,16 +288,27 @@ impl Store {
             .collect())
     }
 
-    async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+    /// The rows of `select` (a `SELECT … FROM table`) whose `id` is one of `ids`, read on the
+    /// read pool in one statement (a claimed batch is at most a few thousand ids).
+    async fn read_by_ids(
+        &self,
+        select: &str,
+        ids: &[impl AsRef<str>],
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
         let sql = format!(
-            "SELECT id, body FROM events WHERE id IN ({})",
+            "{select} WHERE id IN ({})",
             Params::new(self.backend).list(ids.len())
         );
         let mut q = sqlx::query(&sql);
         for id in ids {
-            q = q.bind(id.to_string());
+            q = q.bind(id.as_ref().to_owned());
         }
-        q.fetch_all(&self.read)
+        Ok(q.fetch_all(&self.read).await?)
+    }
+
+    /// The bodies of these events, by id.
+    async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+        self.read_by_ids("SELECT id, body FROM events", ids)
             .await?
             .iter()
             .map(|row| Ok((row.try_get("id")?, row.try_get("body")?)))
@@ -314,19 +317,15 @@ impl Store {
 
     /// The sending settings of these webhooks, secrets opened.
     async fn senders(&self, ids: &[&str]) -> Result<HashMap<String, SendingWebhook>, StoreError> {
-        let sql = format!(
-            "SELECT id AS webhook_id, url, secret, previous_secret, previous_secret_until, headers, \
-             timeout_ms, retry_count, format FROM webhooks WHERE id IN ({})",
-            Params::new(self.backend).list(ids.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(id.to_string());
-        }
+        let rows = self
+            .read_by_ids(
+                "SELECT id AS webhook_id, url, secret, previous_secret, previous_secret_until, \
+                 headers, timeout_ms, retry_count, format FROM webhooks",
+                ids,
+            )
+            .await?;
         let now = now_ms();
-        q.fetch_all(&self.read)
-            .await?
-            .iter()
+        rows.iter()
             .map(|row| {
                 let headers: String = row.try_get("headers")?;
                 let headers: std::collections::BTreeMap<String, String> =

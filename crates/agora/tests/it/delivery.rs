@@ -394,16 +394,25 @@ async fn pending_and_in_flight_deliveries_survive_a_restart() {
     assert_eq!(arrived, published);
 }
 
-#[tokio::test]
-async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
-    let app = app_with_type().await;
+/// A webhook on `hanging_events` whose receiver answers only after its 15 s timeout, and one on
+/// `course.*` whose receiver answers at once.
+async fn hanging_and_healthy(app: &TestApp, hanging_events: &str) -> (Receiver, Receiver) {
     let hanging = Receiver::start().await;
     hanging.always(Reply::status(200).after(Duration::from_secs(20)));
     let healthy = Receiver::start().await;
-    app.create_webhook(json!({"url": hanging.url(), "events": ["course.*"], "timeout_ms": 15000}))
-        .await;
+    app.create_webhook(
+        json!({"url": hanging.url(), "events": [hanging_events], "timeout_ms": 15000}),
+    )
+    .await;
     app.create_webhook(json!({"url": healthy.url(), "events": ["course.*"]}))
         .await;
+    (hanging, healthy)
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
+    let app = app_with_type().await;
+    let (hanging, healthy) = hanging_and_healthy(&app, "course.*").await;
     let started = Instant::now();
     for n in 0..100 {
         app.publish("course.enrolled", json!({"n": n})).await;
@@ -422,13 +431,7 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
 async fn work_behind_a_saturated_webhooks_backlog_is_still_claimed() {
     let app = app_with_type().await;
     app.register_type("quiz.passed").await;
-    let hanging = Receiver::start().await;
-    hanging.always(Reply::status(200).after(Duration::from_secs(20)));
-    let healthy = Receiver::start().await;
-    app.create_webhook(json!({"url": hanging.url(), "events": ["quiz.*"], "timeout_ms": 15000}))
-        .await;
-    app.create_webhook(json!({"url": healthy.url(), "events": ["course.*"]}))
-        .await;
+    let (_hanging, healthy) = hanging_and_healthy(&app, "quiz.*").await;
     // More due work of the hanging webhook than it may hold in memory (its share of 1,024 and
     // at most one claim batch of 1,024 beyond) plus the window a claim looks at while it is
     // saturated (4 × 1,024), all due before the healthy one's.
