@@ -229,7 +229,8 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
     /// (storage down, webhook deleted meanwhile) are put back un-attempted through the
     /// recorder, which also frees their place in the limiter.
     async fn run(self, admitted: Vec<(LeasedDelivery, Admission)>) {
-        let leased: Vec<LeasedDelivery> = admitted.iter().map(|(l, _)| l.clone()).collect();
+        let (leased, admissions): (Vec<LeasedDelivery>, Vec<Admission>) =
+            admitted.into_iter().unzip();
         let mut loaded: HashMap<String, ClaimedDelivery> = match self.queue.load(&leased).await {
             Ok(loaded) => loaded.into_iter().map(|d| (d.id.clone(), d)).collect(),
             Err(e) => {
@@ -238,7 +239,7 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
             }
         };
         let retry_at = now_ms() + LOAD_RETRY.as_millis() as i64;
-        for (leased, admission) in admitted {
+        for (leased, admission) in leased.into_iter().zip(admissions) {
             let Some(delivery) = loaded.remove(&leased.id) else {
                 let _ = self.record_tx.send(deferred(
                     &leased.id,

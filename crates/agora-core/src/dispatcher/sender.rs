@@ -120,22 +120,20 @@ impl Sender {
         let clock = Instant::now();
         // An address literal never reaches the guarded resolver, so the URL itself is checked
         // again here; a refused target is never connected to. The parsed URL is what is sent to.
-        let checked = self.targets.check_url(&delivery.url);
-        let sent = match &checked {
-            Err(_) => Ok(Ok((0, None, String::new()))),
-            Ok(url) => {
-                tokio::time::timeout(delivery.timeout, self.send(url.clone(), &headers, body)).await
-            }
+        let (sent, refused) = match self.targets.check_url(&delivery.url) {
+            Err(e) => (Ok(Ok((0, None, String::new()))), Some(e)),
+            Ok(url) => (
+                tokio::time::timeout(delivery.timeout, self.send(url, &headers, body)).await,
+                None,
+            ),
         };
         let duration_ms = clock.elapsed().as_millis() as i64;
         let (outcome, response_status, response_body, error) = match sent {
-            _ if checked.is_err() => (
+            _ if refused.is_some() => (
                 Outcome::Unreachable,
                 None,
                 None,
-                checked
-                    .err()
-                    .map(|e| format!("refused before connecting: {e}")),
+                refused.map(|e| format!("refused before connecting: {e}")),
             ),
             Err(_) => (
                 Outcome::TimedOut,
