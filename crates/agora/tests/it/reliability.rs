@@ -46,12 +46,14 @@ async fn everything_arrives_after_a_receiver_outage_on_schedule() {
     for n in 0..5 {
         published.insert(app.publish("course.enrolled", json!({"n": n})).await["id"].clone());
     }
-    // Down: connections are refused while the first attempts and retries fail.
+    // Down: connections are refused while the first attempts and retries fail. `attempts`
+    // counts an attempt from its claim, so a delivery is waited for until its second attempt
+    // is recorded as failed, not merely under way.
     eventually("the first retries failed", || async {
         deliveries(&app, id, "")
             .await
             .iter()
-            .all(|d| d["attempts"].as_i64() >= Some(2))
+            .all(|d| d["attempts"].as_i64() >= Some(2) && d["status"] == "failed")
     })
     .await;
     let receiver = Receiver::start_on(addr).await;
