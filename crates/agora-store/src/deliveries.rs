@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `due_at` carries the next attempt time of pending and failed deliveries and the lease expiry
-//! of in-flight ones, so one partial index answers "what is due" whatever the backlog.
+//! of in-flight ones (none on SQLite, where leases never expire: see
+//! [`Backend::lease_due_at`]), so one partial index answers "what is due" whatever the backlog.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -421,7 +422,7 @@ impl DeliveryQueue for Store {
         );
         let mut q = sqlx::query(&sql)
             .bind(request.node.clone())
-            .bind(request.lease_until)
+            .bind(self.backend.lease_due_at(request.lease_until))
             .bind(request.now)
             .bind(request.limit as i64);
         if windowed {
@@ -476,6 +477,10 @@ impl DeliveryQueue for Store {
     }
 
     async fn renew_leases(&self, node: &str, until: i64) -> Result<(), QueueError> {
+        if self.backend.lease_due_at(until).is_none() {
+            // Leases without expiry (SQLite) have nothing to renew.
+            return Ok(());
+        }
         sqlx::query(
             "UPDATE deliveries SET due_at = $1 WHERE lease_owner = $2 AND status = 'in_flight'",
         )

@@ -8,7 +8,7 @@ use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
 
 use crate::webhooks::{Webhook, WebhookFilter};
-use crate::{Params, Store, StoreError, Tx};
+use crate::{Backend, Params, Store, StoreError, Tx};
 
 /// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
 /// with no routing (a user registering) pass every filter.
@@ -209,8 +209,13 @@ async fn queue(
     let now = now_ms();
     let ids: Vec<String> = pairs.iter().map(|_| new_id(DELIVERY)).collect();
     let (status, owner, due, attempts) = match lease {
-        Some((node, until)) => ("in_flight", Some(node), until, 1),
-        None => ("pending", None, now, 0),
+        Some((node, until)) => (
+            "in_flight",
+            Some(node),
+            Backend::of(tx).lease_due_at(until),
+            1,
+        ),
+        None => ("pending", None, Some(now), 0),
     };
     for (chunk_ids, chunk_pairs) in ids.chunks(INSERT_CHUNK).zip(pairs.chunks(INSERT_CHUNK)) {
         let mut params = Params::for_tx(tx);

@@ -149,7 +149,8 @@ pub trait DeliveryQueue: Send + Sync + 'static {
         attempts: Vec<AttemptRecord>,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
-    /// Extends every lease this node holds to `until` (unix ms).
+    /// Extends every lease this node holds to `until` (unix ms). A store whose leases never
+    /// expire (one process owning its database) has nothing to do.
     fn renew_leases(
         &self,
         node: &str,
