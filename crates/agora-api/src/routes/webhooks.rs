@@ -239,7 +239,19 @@ async fn test(
         .ok_or_else(|| ApiError::internal("test delivery vanished after commit"))?;
     // A test is answered now; it is not retried.
     delivery.retry_count = 0;
-    let record = state.sender.attempt(&delivery).await;
+    // The attempt and its record run in a task of their own, so a client that hangs up
+    // mid-test cannot leave the delivery leased with no record: on SQLite a lease never
+    // expires while the server runs.
+    let (sender, store) = (state.sender.clone(), state.store.clone());
+    let (record, recorded) = tokio::spawn(async move {
+        use agora_core::dispatcher::DeliveryQueue as _;
+        let record = sender.attempt(&delivery).await;
+        let recorded = store.record(vec![record.clone()]).await;
+        (record, recorded)
+    })
+    .await
+    .map_err(|_| ApiError::internal("the test delivery's task failed"))?;
+    recorded.map_err(|e| ApiError::from(StoreError::Unavailable(e.0)))?;
     let answer = json!({
         "success": record.error.is_none(),
         "status_code": record.response_status,
@@ -248,12 +260,6 @@ async fn test(
         "delivery_id": delivery_id,
         "event_id": event.id,
     });
-    use agora_core::dispatcher::DeliveryQueue as _;
-    state
-        .store
-        .record(vec![record])
-        .await
-        .map_err(|e| ApiError::from(StoreError::Unavailable(e.0)))?;
     Ok(axum::Json(answer))
 }
 

@@ -316,6 +316,33 @@ async fn the_test_endpoint_answers_with_the_receivers_verdict() {
 }
 
 #[tokio::test]
+async fn a_test_delivery_is_recorded_even_when_its_caller_hangs_up() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(200).after(Duration::from_millis(600))]);
+    let hook = app
+        .create_webhook(json!({"url": receiver.url(), "events": ["thread.created"]}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+
+    let hung_up = app
+        .client
+        .post(app.url(&format!("/v1/webhooks/{id}/test")))
+        .bearer_auth(&app.key)
+        .json(&json!({}))
+        .timeout(Duration::from_millis(150))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the caller was meant to give up first");
+    receiver.wait_for(1, WAIT).await;
+
+    let list = app.get(&format!("/v1/webhooks/{id}/deliveries")).await;
+    let delivery = list.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let done = app.wait_for_delivery_status(&delivery, "succeeded").await;
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 1, "{done:?}");
+}
+
+#[tokio::test]
 async fn custom_headers_are_sent_and_credentials_redacted_in_the_log() {
     let app = app_with_type().await;
     let receiver = Receiver::start().await;
