@@ -384,8 +384,8 @@ fn leased_from_row(row: &sqlx::any::AnyRow) -> Result<LeasedDelivery, StoreError
 
 impl DeliveryQueue for Store {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
-        // $1 node, $2 lease expiry, $3 now, $4 limit, then (SQLite) $5 window, then the
-        // skipped webhooks.
+        // $1 node, $2 lease expiry (NULL on SQLite), $3 now, $4 limit, then (SQLite) $5 window,
+        // then the skipped webhooks.
         let windowed = self.backend == Backend::Sqlite;
         let skip = if request.skip_webhooks.is_empty() {
             String::new()
