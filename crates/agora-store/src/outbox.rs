@@ -6,7 +6,6 @@ use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
-
 use sqlx::Row;
 
 use crate::webhooks::{Webhook, WebhookFilter};
