@@ -516,20 +516,9 @@ fn skipping(first: usize, webhooks: &[String]) -> String {
 #[derive(serde::Deserialize)]
 struct ChosenRow(i64, String, String, String, String, i64, i64);
 
-impl DeliveryQueue for Store {
-    async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
-        let leased = match self.backend {
-            Backend::Sqlite => self.claim_on_sqlite(&request).await?,
-            Backend::Postgres => self.claim_on_postgres(&request).await?,
-        };
-        Ok(leased)
-    }
-
-    async fn load(&self, leased: &[LeasedDelivery]) -> Result<Vec<ClaimedDelivery>, QueueError> {
-        Ok(self.load_leased(leased).await?)
-    }
-
-    async fn record(&self, attempts: Vec<AttemptRecord>) -> Result<(), QueueError> {
+impl Store {
+    /// Writes a batch of attempts and their consequences in one bookkeeping transaction.
+    async fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<(), StoreError> {
         let mut tx = self.begin_bookkeeping().await?;
         let now = now_ms();
         let (deferred, attempted): (Vec<_>, Vec<_>) = attempts
@@ -552,9 +541,35 @@ impl DeliveryQueue for Store {
         self.auto_disable(&mut tx, &attempted).await?;
         // Only `webhook.disabled` events can have been queued here; this node's own dispatcher
         // is enough to send them, so other nodes are not notified on every batch.
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         self.waker.wake();
         Ok(())
+    }
+}
+
+impl DeliveryQueue for Store {
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
+        let store = self.clone();
+        let leased = self
+            .on_writer(async move {
+                match store.backend {
+                    Backend::Sqlite => store.claim_on_sqlite(&request).await,
+                    Backend::Postgres => store.claim_on_postgres(&request).await,
+                }
+            })
+            .await?;
+        Ok(leased)
+    }
+
+    async fn load(&self, leased: &[LeasedDelivery]) -> Result<Vec<ClaimedDelivery>, QueueError> {
+        Ok(self.load_leased(leased).await?)
+    }
+
+    async fn record(&self, attempts: Vec<AttemptRecord>) -> Result<(), QueueError> {
+        let store = self.clone();
+        Ok(self
+            .on_writer(async move { store.record_attempts(attempts).await })
+            .await?)
     }
 
     async fn renew_leases(&self, node: &str, until: i64) -> Result<(), QueueError> {

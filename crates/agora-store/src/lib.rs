@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod retention;
 pub mod secretbox;
 pub mod webhooks;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -130,6 +131,8 @@ pub struct Store {
     known_types: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
     /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
     secrets: Option<secretbox::SecretBox>,
+    /// SQLite: the thread the dispatcher's and the publishers' write transactions run on.
+    writer: Option<writer::WriterThread>,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -160,8 +163,14 @@ impl Store {
                     sqlite_pool(connect.clone(), 8, options.busy_timeout, READER_CACHE_KIB).await?;
                 let checkpointer =
                     sqlite_pool(connect, 1, options.busy_timeout, READER_CACHE_KIB).await?;
+                let writer = writer::WriterThread::start()?;
                 Self {
-                    group_commit: group_commit::start(write.clone(), backend, waker.clone()),
+                    group_commit: group_commit::start(
+                        write.clone(),
+                        backend,
+                        waker.clone(),
+                        Some(&writer),
+                    ),
                     known_types: Arc::default(),
                     write,
                     read,
@@ -170,6 +179,7 @@ impl Store {
                     options,
                     background: Some(Arc::new(tokio::spawn(checkpoint_wal(checkpointer)))),
                     secrets: None,
+                    writer: Some(writer),
                 }
             }
             Backend::Postgres => {
@@ -183,7 +193,7 @@ impl Store {
                     waker.clone(),
                 ))));
                 Self {
-                    group_commit: group_commit::start(pool.clone(), backend, waker.clone()),
+                    group_commit: group_commit::start(pool.clone(), backend, waker.clone(), None),
                     known_types: Arc::default(),
                     write: pool.clone(),
                     read: pool,
@@ -192,6 +202,7 @@ impl Store {
                     options,
                     background,
                     secrets: None,
+                    writer: None,
                 }
             }
         };
@@ -250,6 +261,18 @@ impl Store {
     /// carries the same `webhook-id`). It survives a crash of the process either way.
     pub(crate) async fn begin_bookkeeping(&self) -> Result<Tx, StoreError> {
         begin_on(&self.write, relaxed_begin(self.backend)).await
+    }
+
+    /// Runs a write transaction on the SQLite writer's thread (see [`writer`]), or in the
+    /// caller's task on PostgreSQL.
+    pub(crate) async fn on_writer<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.writer {
+            Some(writer) => writer.run(work).await,
+            None => work.await,
+        }
     }
 
     /// Runs one statement in its own durable transaction.
@@ -518,6 +541,51 @@ mod tests {
             "FULL after a relaxed transaction"
         );
         durable.commit().await.unwrap();
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_publish_whose_caller_stops_waiting_still_commits_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            Waker::default(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let events: Vec<_> = (0..50)
+            .map(|n| {
+                agora_core::event::Event::new(
+                    agora_core::event::EventType::parse("test.happened").unwrap(),
+                    serde_json::json!({ "n": n }),
+                )
+            })
+            .collect();
+        // Polled once, which hands the transaction to the writer thread, then dropped.
+        let mut publish = std::pin::pin!(store.publish_batch(events));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(publish.as_mut(), cx).is_pending())
+        })
+        .await;
+        assert!(first, "the publish cannot have finished on its first poll");
+        drop(publish);
+        let count = || async {
+            sqlx::query("SELECT COUNT(*) FROM events")
+                .fetch_one(&store.read)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count().await < 50 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the batch never landed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(count().await, 50, "all of the batch, not part of it");
         store.close().await;
     }
 }

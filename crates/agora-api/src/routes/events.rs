@@ -162,13 +162,7 @@ async fn publish_batch(
     for e in input.events {
         events.push(checked_event(&state, e).await?);
     }
-    let mut tx = state.store.begin().await?;
-    let pairs: Vec<_> = events.iter().map(|e| (e, None)).collect();
-    let queued = agora_store::outbox::Subscribers::load(&mut tx)
-        .await?
-        .publish_many(&mut tx, &pairs)
-        .await?;
-    state.store.commit(tx).await?;
+    let (events, queued) = state.store.publish_batch(events).await?;
     let data: Vec<Value> = events
         .iter()
         .zip(queued)
