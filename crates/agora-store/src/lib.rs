@@ -275,6 +275,12 @@ impl Store {
         }
     }
 
+    /// SQLite: the runtime of the writer thread, where the dispatcher's claim loop and recorder
+    /// belong (see [`agora_core::dispatcher::Dispatcher::with_bookkeeping_on`]).
+    pub fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.writer.as_ref().map(writer::WriterThread::handle)
+    }
+
     /// Runs one statement in its own durable transaction.
     pub(crate) async fn execute_durably<'q>(
         &self,
@@ -563,13 +569,17 @@ mod tests {
             })
             .collect();
         // Polled once, which hands the transaction to the writer thread, then dropped.
-        let mut publish = std::pin::pin!(store.publish_batch(events));
-        let first = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(std::future::Future::poll(publish.as_mut(), cx).is_pending())
-        })
-        .await;
-        assert!(first, "the publish cannot have finished on its first poll");
-        drop(publish);
+        let first_poll_pending = {
+            let mut publish = std::pin::pin!(store.publish_batch(events));
+            std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(publish.as_mut(), cx).is_pending())
+            })
+            .await
+        };
+        assert!(
+            first_poll_pending,
+            "the publish cannot have finished on its first poll"
+        );
         let count = || async {
             sqlx::query("SELECT COUNT(*) FROM events")
                 .fetch_one(&store.read)

@@ -5,7 +5,9 @@
 //! transaction to the connection's thread and back, and on the shared runtime the task's
 //! wake-up lands in a queue behind hundreds of delivery tasks: in the 10-webhook benchmark the
 //! writer was held 82 % of the time while SQLite worked 38 % of it. Transactions run here, on a
-//! single-threaded runtime with nothing else to do, so the next statement follows at once.
+//! single-threaded runtime with nothing else to do, so the next statement follows at once; the
+//! dispatcher's claim loop and recorder run here too ([`crate::Store::writer_runtime`]), so the
+//! next claim or record follows a commit at once.
 //!
 //! PostgreSQL has no single writer, and its connections belong to the runtime that opened
 //! them, so there the work runs in the caller's task.
@@ -60,6 +62,11 @@ impl WriterThread {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => Err(StoreError::Unavailable("the store is shutting down".into())),
         }
+    }
+
+    /// The runtime of the writer thread.
+    pub(crate) fn handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
     }
 
     /// Starts a long-lived task on the writer thread.

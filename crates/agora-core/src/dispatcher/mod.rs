@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -95,6 +96,7 @@ pub struct Dispatcher<Q> {
     sender: Sender,
     config: DispatcherConfig,
     waker: Waker,
+    bookkeeping: Option<Handle>,
 }
 
 impl<Q: DeliveryQueue> Dispatcher<Q> {
@@ -105,7 +107,17 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             sender,
             config,
             waker,
+            bookkeeping: None,
         }
+    }
+
+    /// Runs the claim loop and the recorder on `runtime` instead of the caller's: given the
+    /// runtime that drives the queue's writes (the SQLite writer thread), each write follows the
+    /// one before as soon as it commits, instead of waiting for a turn on a runtime busy with
+    /// deliveries. Sending always stays on the caller's runtime.
+    pub fn with_bookkeeping_on(mut self, runtime: Option<Handle>) -> Self {
+        self.bookkeeping = runtime;
+        self
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, lets attempts in flight finish
@@ -114,7 +126,9 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         let limiter = Arc::new(Limiter::new(&self.config));
         let tasks = TaskTracker::new();
         let (record_tx, record_rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_loop(
+        let sending = Handle::current();
+        let bookkeeping = self.bookkeeping.clone().unwrap_or_else(|| sending.clone());
+        let recorder = bookkeeping.spawn(record_loop(
             self.queue.clone(),
             record_rx,
             limiter.clone(),
@@ -126,7 +140,58 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             self.config.clone(),
             shutdown.clone(),
         ));
+        let claimer = ClaimLoop {
+            queue: self.queue.clone(),
+            sender: self.sender,
+            config: self.config.clone(),
+            waker: self.waker,
+            limiter,
+            record_tx,
+            tasks: tasks.clone(),
+            sending,
+            shutdown,
+        };
+        // The claim loop ends only when shutdown is cancelled; if it panicked, the node stops
+        // claiming as it would at shutdown.
+        let _ = bookkeeping.spawn(claimer.run()).await;
 
+        tasks.close();
+        tasks.wait().await;
+        let _ = recorder.await;
+        let _ = renewer.await;
+        if let Err(e) = self.queue.release_leases(&self.config.node_id).await {
+            tracing::warn!(error = %e, "failed to release leases at shutdown; they will expire");
+        }
+    }
+}
+
+/// The loop that leases due work and starts its delivery on the sending runtime.
+struct ClaimLoop<Q> {
+    queue: Arc<Q>,
+    sender: Sender,
+    config: DispatcherConfig,
+    waker: Waker,
+    limiter: Arc<Limiter>,
+    record_tx: mpsc::UnboundedSender<AttemptRecord>,
+    tasks: TaskTracker,
+    sending: Handle,
+    shutdown: CancellationToken,
+}
+
+impl<Q: DeliveryQueue> ClaimLoop<Q> {
+    /// Claims until shutdown is cancelled.
+    async fn run(self) {
+        let Self {
+            queue,
+            sender,
+            config,
+            waker,
+            limiter,
+            record_tx,
+            tasks,
+            sending,
+            shutdown,
+        } = self;
         let mut backoff = Backoff::default();
         let mut last_exhaustive = Instant::now();
         while !shutdown.is_cancelled() {
@@ -135,25 +200,25 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                 Ok(Vec::new())
             } else {
                 let now = now_ms();
-                let limit = room.min(self.config.claim_batch);
+                let limit = room.min(config.claim_batch);
                 let skip_webhooks = limiter.saturated();
                 // Claims look at a window of the earliest due work; once per poll interval a
                 // claim looks at all of it, so that webhooks with room whose work lies behind
                 // a long backlog of skipped ones still get theirs.
                 let window = if skip_webhooks.is_empty()
-                    || last_exhaustive.elapsed() >= self.config.poll_interval
+                    || last_exhaustive.elapsed() >= config.poll_interval
                 {
                     last_exhaustive = Instant::now();
                     None
                 } else {
                     Some(limit * CLAIM_WINDOW_FACTOR)
                 };
-                self.queue
+                queue
                     .claim(ClaimRequest {
-                        node: self.config.node_id.clone(),
+                        node: config.node_id.clone(),
                         limit,
                         now,
-                        lease_until: now + self.config.lease.as_millis() as i64,
+                        lease_until: now + config.lease.as_millis() as i64,
                         skip_webhooks,
                         window,
                     })
@@ -162,7 +227,7 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             let full_batch = match claimed {
                 Ok(batch) => {
                     backoff.reset();
-                    let full = batch.len() == room.min(self.config.claim_batch) && room > 0;
+                    let full = batch.len() == room.min(config.claim_batch) && room > 0;
                     if !batch.is_empty() {
                         let admitted = batch
                             .into_iter()
@@ -172,14 +237,14 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                             })
                             .collect();
                         let start = BatchStart {
-                            queue: self.queue.clone(),
-                            sender: self.sender.clone(),
+                            queue: queue.clone(),
+                            sender: sender.clone(),
                             limiter: limiter.clone(),
                             record_tx: record_tx.clone(),
                             shutdown: shutdown.clone(),
                             tasks: tasks.clone(),
                         };
-                        tasks.spawn(start.run(admitted));
+                        tasks.spawn_on(start.run(admitted), &sending);
                     }
                     full
                 }
@@ -196,19 +261,10 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                 continue;
             }
             tokio::select! {
-                () = self.waker.0.notified() => {}
-                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = waker.0.notified() => {}
+                () = tokio::time::sleep(config.poll_interval) => {}
                 () = shutdown.cancelled() => {}
             }
-        }
-
-        tasks.close();
-        tasks.wait().await;
-        drop(record_tx);
-        let _ = recorder.await;
-        let _ = renewer.await;
-        if let Err(e) = self.queue.release_leases(&self.config.node_id).await {
-            tracing::warn!(error = %e, "failed to release leases at shutdown; they will expire");
         }
     }
 }
