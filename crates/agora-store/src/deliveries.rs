@@ -12,6 +12,7 @@
 //! [`Backend::lease_due_at`]), so one partial index answers "what is due" whatever the backlog.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::dispatcher::{
@@ -518,13 +519,13 @@ struct ChosenRow(i64, String, String, String, String, i64, i64);
 
 impl Store {
     /// Writes a batch of attempts and their consequences in one bookkeeping transaction.
-    async fn record_attempts(&self, attempts: Vec<AttemptRecord>) -> Result<(), StoreError> {
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
         let mut tx = self.begin_bookkeeping().await?;
         let now = now_ms();
-        let (deferred, attempted): (Vec<_>, Vec<_>) = attempts
-            .into_iter()
+        let (deferred, attempted): (Vec<&AttemptRecord>, Vec<&AttemptRecord>) = attempts
+            .iter()
             .partition(|a| matches!(a.next, NextState::Deferred(_)));
-        for a in &deferred {
+        for a in deferred {
             put_back(&mut tx, a).await?;
         }
         for chunk in attempted.chunks(ATTEMPT_CHUNK) {
@@ -565,10 +566,10 @@ impl DeliveryQueue for Store {
         Ok(self.load_leased(leased).await?)
     }
 
-    async fn record(&self, attempts: Vec<AttemptRecord>) -> Result<(), QueueError> {
+    async fn record(&self, attempts: Arc<[AttemptRecord]>) -> Result<(), QueueError> {
         let store = self.clone();
         Ok(self
-            .on_writer(async move { store.record_attempts(attempts).await })
+            .on_writer(async move { store.record_attempts(&attempts).await })
             .await?)
     }
 
@@ -634,7 +635,7 @@ const VALUES_CHUNK: usize = 50;
 const ATTEMPT_CHUNK: usize = 512;
 
 /// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
-async fn insert_attempts(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
     const TYPES: [&str; 9] = [
         "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT",
     ];
@@ -692,7 +693,7 @@ const ALIKE_CHUNK: usize = 500;
 /// each due at its own time) through a short `VALUES` list, which SQLite joins less cheaply.
 async fn advance_deliveries(
     tx: &mut Tx,
-    attempts: &[AttemptRecord],
+    attempts: &[&AttemptRecord],
     now: i64,
 ) -> Result<(), StoreError> {
     let mut alike: HashMap<(NextRow<'_>, u32), Vec<&str>> = HashMap::new();
@@ -785,7 +786,7 @@ async fn advance_each(
 /// Folds a batch of attempts into each webhook's `last_triggered_at`, `last_error`,
 /// `last_success_at` and failure streak: one statement for the batch, not one per attempt or
 /// per webhook.
-async fn update_webhook_health(tx: &mut Tx, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+async fn update_webhook_health(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
     struct Health {
         last_at: i64,
         last_error: Option<String>,
@@ -843,7 +844,7 @@ impl Store {
     async fn auto_disable(
         &self,
         tx: &mut Tx,
-        attempts: &[AttemptRecord],
+        attempts: &[&AttemptRecord],
     ) -> Result<(), StoreError> {
         let mut failing: Vec<&str> = attempts
             .iter()

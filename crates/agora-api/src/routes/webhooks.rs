@@ -246,7 +246,7 @@ async fn test(
     let (record, recorded) = tokio::spawn(async move {
         use agora_core::dispatcher::DeliveryQueue as _;
         let record = sender.attempt(&delivery).await;
-        let recorded = store.record(vec![record.clone()]).await;
+        let recorded = store.record(vec![record.clone()].into()).await;
         (record, recorded)
     })
     .await

@@ -370,20 +370,20 @@ async fn record_loop<Q: DeliveryQueue>(
     let mut backoff = Backoff::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
+        let attempts: Arc<[AttemptRecord]> = batch.drain(..).collect();
         let mut failing_since = None;
-        while let Err(e) = queue.record(batch.clone()).await {
+        while let Err(e) = queue.record(attempts.clone()).await {
             let since = *failing_since.get_or_insert_with(std::time::Instant::now);
             if shutdown.is_cancelled() && since.elapsed() > GIVE_UP_AFTER {
                 // Exiting beats hanging: these deliveries stay leased, so they are sent again
                 // (same webhook-id) after a restart or when the lease runs out.
-                tracing::error!(error = %e, attempts = batch.len(), "storage still down at shutdown; leaving attempts unrecorded");
+                tracing::error!(error = %e, attempts = attempts.len(), "storage still down at shutdown; leaving attempts unrecorded");
                 break;
             }
-            tracing::warn!(error = %e, attempts = batch.len(), "failed to record attempts; retrying");
+            tracing::warn!(error = %e, attempts = attempts.len(), "failed to record attempts; retrying");
             tokio::time::sleep(backoff.next()).await;
         }
         backoff.reset();
-        batch.clear();
         limiter.release(&webhooks);
         waker.wake();
     }

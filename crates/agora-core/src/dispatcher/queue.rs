@@ -4,6 +4,7 @@
 //! ever sees these types, which keeps SQL out of the engine and lets tests drive it directly.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::format::Format;
@@ -143,10 +144,10 @@ pub trait DeliveryQueue: Send + Sync + 'static {
 
     /// Records attempts and moves their deliveries to their next state, all in one
     /// transaction. Records of deliveries that no longer exist (their webhook was deleted) are
-    /// dropped.
+    /// dropped. The batch is shared, so that one retried after a storage error is not copied.
     fn record(
         &self,
-        attempts: Vec<AttemptRecord>,
+        attempts: Arc<[AttemptRecord]>,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// Extends every lease this node holds to `until` (unix ms). A store whose leases never

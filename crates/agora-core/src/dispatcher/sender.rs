@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
 use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
 use crate::retry::{parse_retry_after, Outcome, RetryPolicy, Verdict};
@@ -13,6 +13,16 @@ use crate::time::now_ms;
 
 /// How much of a response body is kept in the delivery log.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
+
+// The names of the headers every delivery carries: a name outside the standard set costs an
+// allocation each time it is parsed, and these are sent with every request.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const X_AGORA_EVENT: HeaderName = HeaderName::from_static("x-agora-event");
+const X_AGORA_SIGNATURE: HeaderName = HeaderName::from_static("x-agora-signature");
+const X_AGORA_FORUM: HeaderName = HeaderName::from_static("x-agora-forum");
+const X_AGORA_ATTEMPT: HeaderName = HeaderName::from_static("x-agora-attempt");
 
 /// Header names a webhook's custom headers may not set: they carry the delivery's identity and
 /// signatures, or describe the body.
@@ -104,18 +114,23 @@ impl Sender {
         let timestamp = started_at / 1000;
         let body = delivery.format.body(&delivery.body, &self.forum);
         let signatures = sign_all(&delivery.secrets, &delivery.id, timestamp, body.as_bytes());
-        let mut headers: Vec<(String, String)> = vec![
-            ("content-type".into(), "application/json".into()),
-            ("user-agent".into(), self.user_agent.clone()),
-            ("webhook-id".into(), delivery.id.clone()),
-            ("webhook-timestamp".into(), timestamp.to_string()),
-            ("webhook-signature".into(), signatures.standard),
-            ("x-agora-event".into(), delivery.event_type.clone()),
-            ("x-agora-signature".into(), signatures.simple),
-            ("x-agora-forum".into(), self.forum.clone()),
-            ("x-agora-attempt".into(), delivery.attempt.to_string()),
+        // Names known at compile time are never allocated; custom ones were checked when the
+        // webhook was saved, so one that does not parse cannot occur and is left out.
+        let mut headers: Vec<(HeaderName, String)> = vec![
+            (CONTENT_TYPE, "application/json".into()),
+            (USER_AGENT, self.user_agent.clone()),
+            (WEBHOOK_ID, delivery.id.clone()),
+            (WEBHOOK_TIMESTAMP, timestamp.to_string()),
+            (WEBHOOK_SIGNATURE, signatures.standard),
+            (X_AGORA_EVENT, delivery.event_type.clone()),
+            (X_AGORA_SIGNATURE, signatures.simple),
+            (X_AGORA_FORUM, self.forum.clone()),
+            (X_AGORA_ATTEMPT, delivery.attempt.to_string()),
         ];
-        headers.extend(delivery.headers.iter().cloned());
+        let fixed = headers.len();
+        headers.extend(delivery.headers.iter().filter_map(|(name, value)| {
+            Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone()))
+        }));
 
         let clock = Instant::now();
         // An address literal never reaches the guarded resolver, so the URL itself is checked
@@ -128,6 +143,13 @@ impl Sender {
             ),
         };
         let duration_ms = clock.elapsed().as_millis() as i64;
+        // Custom headers are recorded under the names as configured.
+        let recorded: Vec<(String, String)> = headers
+            .into_iter()
+            .take(fixed)
+            .map(|(name, value)| (name.as_str().to_owned(), value))
+            .chain(delivery.headers.iter().cloned())
+            .collect();
         let (outcome, response_status, response_body, error) = match sent {
             _ if refused.is_some() => (
                 Outcome::Unreachable,
@@ -180,7 +202,7 @@ impl Sender {
             attempt: delivery.attempt,
             started_at,
             duration_ms,
-            request_headers: redact(headers, delivery.headers.len()),
+            request_headers: redact(recorded, delivery.headers.len()),
             response_status,
             response_body,
             error,
@@ -191,16 +213,13 @@ impl Sender {
     async fn send(
         &self,
         url: reqwest::Url,
-        headers: &[(String, String)],
+        headers: &[(HeaderName, String)],
         body: String,
     ) -> Result<(u16, Option<Duration>, String), reqwest::Error> {
         let mut map = HeaderMap::with_capacity(headers.len());
         for (name, value) in headers {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                map.insert(n, v);
+            if let Ok(v) = HeaderValue::from_str(value) {
+                map.insert(name.clone(), v);
             }
         }
         let mut response = self.client.post(url).headers(map).body(body).send().await?;
