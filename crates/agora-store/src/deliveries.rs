@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::dispatcher::{
-    AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
-    QueueError,
+    derived_headers, is_derived_header, AttemptRecord, ClaimRequest, ClaimedDelivery,
+    DeliveryQueue, LeasedDelivery, NextState, QueueError,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -165,16 +165,13 @@ impl Store {
             let headers: String = row.try_get("request_headers")?;
             let pairs: Vec<(String, String)> = serde_json::from_str(&headers)
                 .map_err(|e| StoreError::Internal(format!("corrupt attempt headers: {e}")))?;
+            let (attempt, started_at) = (row.try_get("attempt")?, row.try_get("started_at")?);
             Ok(Attempt {
                 id: row.try_get("id")?,
-                attempt: row.try_get("attempt")?,
-                started_at: to_rfc3339(row.try_get("started_at")?),
+                attempt,
+                started_at: to_rfc3339(started_at),
                 duration_ms: row.try_get("duration_ms")?,
-                request_headers: pairs
-                    .into_iter()
-                    .map(|(k, v)| (k, serde_json::Value::String(v)))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into(),
+                request_headers: logged_headers(pairs, &delivery, attempt, started_at),
                 response_status: row.try_get("response_status")?,
                 response_body: row.try_get("response_body")?,
                 error: row.try_get("error")?,
@@ -654,13 +651,52 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(),
             .bind(i64::from(a.attempt))
             .bind(a.started_at)
             .bind(a.duration_ms)
-            .bind(serde_json::to_string(&a.request_headers).expect("strings serialize"))
+            .bind(stored_headers(&a.request_headers))
             .bind(a.response_status.map(i64::from))
             .bind(a.response_body.clone())
             .bind(a.error.clone());
     }
     q.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// The headers of an attempt as stored: those that follow from the delivery and the attempt's
+/// start are left out, and given back when the log is read ([`logged_headers`]).
+fn stored_headers(headers: &[(String, String)]) -> String {
+    let kept: Vec<&(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| !is_derived_header(name))
+        .collect();
+    serde_json::to_string(&kept).expect("strings serialize")
+}
+
+/// The headers of an attempt as the log shows them: the stored ones, and those that follow
+/// from the delivery and the attempt's start. Attempts stored before the derived headers were
+/// left out hold them already, and keep their stored values.
+fn logged_headers(
+    stored: Vec<(String, String)>,
+    delivery: &Delivery,
+    attempt: i64,
+    started_at: i64,
+) -> serde_json::Value {
+    let mut headers: serde_json::Map<String, serde_json::Value> = stored
+        .into_iter()
+        .map(|(name, value)| (name, serde_json::Value::String(value)))
+        .collect();
+    if !headers.is_empty() {
+        let derived = derived_headers(
+            &delivery.id,
+            &delivery.event_type,
+            attempt.max(0) as u32,
+            started_at,
+        );
+        for (name, value) in derived {
+            headers
+                .entry(name.as_str())
+                .or_insert(serde_json::Value::String(value));
+        }
+    }
+    headers.into()
 }
 
 /// The state an attempt leaves its delivery in: status, `due_at`, last status code, last error.
@@ -923,4 +959,75 @@ pub(crate) async fn disable_webhook(
     );
     crate::outbox::publish(tx, &event, None).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery() -> Delivery {
+        Delivery {
+            id: "msg_1".into(),
+            event_id: "evt_1".into(),
+            event_type: "thread.created".into(),
+            webhook_id: "wh_1".into(),
+            status: "succeeded".into(),
+            attempts: 2,
+            next_attempt_at: None,
+            last_status_code: Some(200),
+            last_error: None,
+            created_at: to_rfc3339(0),
+            updated_at: to_rfc3339(0),
+        }
+    }
+
+    /// The headers an attempt of `delivery()` sent, as the sender records them.
+    fn sent(attempt: u32, started_at: i64) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> =
+            derived_headers("msg_1", "thread.created", attempt, started_at)
+                .into_iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value))
+                .collect();
+        headers.extend([
+            ("user-agent".to_owned(), "Agora-Webhooks/0.1.0".to_owned()),
+            ("webhook-signature".to_owned(), "v1,abc=".to_owned()),
+            ("x-agora-signature".to_owned(), "sha256=def".to_owned()),
+            ("x-agora-forum".to_owned(), "Agora".to_owned()),
+            ("X-Team".to_owned(), "blue".to_owned()),
+        ]);
+        headers
+    }
+
+    fn as_log(headers: Vec<(String, String)>) -> serde_json::Value {
+        headers
+            .into_iter()
+            .map(|(name, value)| (name, serde_json::Value::String(value)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    #[test]
+    fn the_log_shows_exactly_the_headers_sent_though_it_stores_fewer() {
+        let started_at = 1_732_000_123_456;
+        let stored = stored_headers(&sent(2, started_at));
+        assert!(!stored.contains("msg_1"), "derived headers are not stored: {stored}");
+        assert!(!stored.contains("content-type"), "{stored}");
+        let pairs: Vec<(String, String)> = serde_json::from_str(&stored).unwrap();
+        assert_eq!(
+            logged_headers(pairs, &delivery(), 2, started_at),
+            as_log(sent(2, started_at))
+        );
+    }
+
+    #[test]
+    fn attempts_stored_with_every_header_read_back_unchanged() {
+        let mut old = sent(1, 1_000);
+        old.retain(|(name, _)| name != "X-Team");
+        // Stored in full by an earlier version, under a timestamp taken a moment before start.
+        old[2].1 = "0".into();
+        assert_eq!(
+            logged_headers(old.clone(), &delivery(), 1, 1_000),
+            as_log(old)
+        );
+    }
 }

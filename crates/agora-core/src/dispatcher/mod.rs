@@ -35,7 +35,7 @@ pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
     QueueError,
 };
-pub use self::sender::{Sender, SenderConfig};
+pub use self::sender::{derived_headers, is_derived_header, Sender, SenderConfig};
 use crate::time::now_ms;
 
 /// How the dispatcher paces itself.

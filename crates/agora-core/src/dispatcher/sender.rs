@@ -24,6 +24,38 @@ const X_AGORA_SIGNATURE: HeaderName = HeaderName::from_static("x-agora-signature
 const X_AGORA_FORUM: HeaderName = HeaderName::from_static("x-agora-forum");
 const X_AGORA_ATTEMPT: HeaderName = HeaderName::from_static("x-agora-attempt");
 
+/// The headers of an attempt that follow from its delivery (id, event type, attempt number)
+/// and from the time it started, exactly as they were sent: a delivery log need not store them
+/// (they were a third of every stored attempt), and gives them back from this.
+pub fn derived_headers(
+    delivery_id: &str,
+    event_type: &str,
+    attempt: u32,
+    started_at: i64,
+) -> [(HeaderName, String); 5] {
+    [
+        (CONTENT_TYPE, "application/json".into()),
+        (WEBHOOK_ID, delivery_id.to_owned()),
+        (WEBHOOK_TIMESTAMP, (started_at / 1000).to_string()),
+        (X_AGORA_EVENT, event_type.to_owned()),
+        (X_AGORA_ATTEMPT, attempt.to_string()),
+    ]
+}
+
+/// Whether a recorded header name is one of [`derived_headers`] (custom headers cannot be:
+/// their names are never reserved ones).
+pub fn is_derived_header(name: &str) -> bool {
+    [
+        CONTENT_TYPE,
+        WEBHOOK_ID,
+        WEBHOOK_TIMESTAMP,
+        X_AGORA_EVENT,
+        X_AGORA_ATTEMPT,
+    ]
+    .iter()
+    .any(|derived| derived.as_str() == name)
+}
+
 /// Header names a webhook's custom headers may not set: they carry the delivery's identity and
 /// signatures, or describe the body.
 pub const RESERVED_HEADERS: &[&str] = &[
@@ -116,17 +148,19 @@ impl Sender {
         let signatures = sign_all(&delivery.secrets, &delivery.id, timestamp, body.as_bytes());
         // Names known at compile time are never allocated; custom ones were checked when the
         // webhook was saved, so one that does not parse cannot occur and is left out.
-        let mut headers: Vec<(HeaderName, String)> = vec![
-            (CONTENT_TYPE, "application/json".into()),
+        let mut headers: Vec<(HeaderName, String)> = Vec::with_capacity(9 + delivery.headers.len());
+        headers.extend(derived_headers(
+            &delivery.id,
+            &delivery.event_type,
+            delivery.attempt,
+            started_at,
+        ));
+        headers.extend([
             (USER_AGENT, self.user_agent.clone()),
-            (WEBHOOK_ID, delivery.id.clone()),
-            (WEBHOOK_TIMESTAMP, timestamp.to_string()),
             (WEBHOOK_SIGNATURE, signatures.standard),
-            (X_AGORA_EVENT, delivery.event_type.clone()),
             (X_AGORA_SIGNATURE, signatures.simple),
             (X_AGORA_FORUM, self.forum.clone()),
-            (X_AGORA_ATTEMPT, delivery.attempt.to_string()),
-        ];
+        ]);
         let fixed = headers.len();
         headers.extend(delivery.headers.iter().filter_map(|(name, value)| {
             Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone()))
