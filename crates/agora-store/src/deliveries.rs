@@ -1010,7 +1010,10 @@ mod tests {
     fn the_log_shows_exactly_the_headers_sent_though_it_stores_fewer() {
         let started_at = 1_732_000_123_456;
         let stored = stored_headers(&sent(2, started_at));
-        assert!(!stored.contains("msg_1"), "derived headers are not stored: {stored}");
+        assert!(
+            !stored.contains("msg_1"),
+            "derived headers are not stored: {stored}"
+        );
         assert!(!stored.contains("content-type"), "{stored}");
         let pairs: Vec<(String, String)> = serde_json::from_str(&stored).unwrap();
         assert_eq!(

@@ -409,8 +409,15 @@ async fn checkpoint_wal(pool: AnyPool) {
     }
 }
 
-/// Pages the write-ahead log may hold before a committing writer checkpoints it itself.
-const WAL_BACKSTOP_PAGES: u32 = 10_000;
+/// SQLite page size of a new database. Every page a commit changes is one frame of the
+/// write-ahead log (a header, a checksum and a write each), and the dispatcher's commits change
+/// runs of neighbouring rows (a batch of attempts appended, the same batch of deliveries moved):
+/// with 16 KiB pages instead of SQLite's 4 KiB the writer's own work per delivery fell from
+/// 8.1–9.1 to 6.9–7.5 µs (`scripts/sqlite_writer_cost.py --page-size`).
+const PAGE_SIZE_BYTES: u32 = 16 * 1024;
+
+/// How large the write-ahead log may grow before a committing writer checkpoints it itself.
+const WAL_BACKSTOP_BYTES: i64 = 40 * 1024 * 1024;
 
 /// SQLite page cache of the single writer: large enough to hold the hot end of the
 /// deliveries, attempts and their indexes, so a record batch seldom reads pages back (a
@@ -433,6 +440,9 @@ async fn sqlite_pool(
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _| {
             Box::pin(async move {
+                // Only a new, empty database takes the page size; an existing one keeps its own.
+                let page_size = format!("PRAGMA page_size = {PAGE_SIZE_BYTES}");
+                conn.execute(page_size.as_str()).await?;
                 // WAL lets readers run beside the writer; FULL makes every commit durable
                 // (fsync) before the API acknowledges it.
                 conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -444,7 +454,11 @@ async fn sqlite_pool(
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
                 let cache = format!("PRAGMA cache_size = -{cache_kib}");
                 conn.execute(cache.as_str()).await?;
-                let backstop = format!("PRAGMA wal_autocheckpoint = {WAL_BACKSTOP_PAGES}");
+                let page_bytes: i64 = sqlx::query_scalar("PRAGMA page_size")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let pages = WAL_BACKSTOP_BYTES / page_bytes.max(512);
+                let backstop = format!("PRAGMA wal_autocheckpoint = {pages}");
                 conn.execute(backstop.as_str()).await?;
                 Ok(())
             })
