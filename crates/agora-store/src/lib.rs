@@ -533,6 +533,16 @@ mod tests {
     use super::*;
     use sqlx::Row;
 
+    async fn sqlite_store(dir: &Path) -> Store {
+        Store::open(
+            &Store::sqlite_url(dir),
+            Waker::default(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap()
+    }
+
     async fn synchronous(tx: &mut Tx) -> i64 {
         sqlx::query("PRAGMA synchronous")
             .fetch_one(&mut **tx)
@@ -544,13 +554,7 @@ mod tests {
     #[tokio::test]
     async fn acknowledged_writes_are_durable_and_bookkeeping_is_relaxed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &Store::sqlite_url(dir.path()),
-            Waker::default(),
-            StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = sqlite_store(dir.path()).await;
         let mut relaxed = store.begin_bookkeeping().await.unwrap();
         assert_eq!(synchronous(&mut relaxed).await, 1, "NORMAL");
         relaxed.commit().await.unwrap();
@@ -567,13 +571,7 @@ mod tests {
     #[tokio::test]
     async fn a_publish_whose_caller_stops_waiting_still_commits_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &Store::sqlite_url(dir.path()),
-            Waker::default(),
-            StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = sqlite_store(dir.path()).await;
         let events: Vec<_> = (0..50)
             .map(|n| {
                 agora_core::event::Event::new(
