@@ -151,9 +151,14 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             sending,
             shutdown,
         };
-        // The claim loop ends only when shutdown is cancelled; if it panicked, the node stops
-        // claiming as it would at shutdown.
-        let _ = bookkeeping.spawn(claimer.run()).await;
+        // The claim loop ends when shutdown is cancelled. Its panic is the dispatcher's, as when
+        // it ran in this task; it cannot be cancelled while this task holds the queue (the
+        // writer runtime lives as long as the store).
+        if let Err(e) = bookkeeping.spawn(claimer.run()).await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
 
         tasks.close();
         tasks.wait().await;
