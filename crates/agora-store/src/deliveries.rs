@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use agora_core::dispatcher::{
     derived_headers, is_derived_header, AttemptRecord, ClaimRequest, ClaimedDelivery,
-    DeliveryQueue, LeasedDelivery, NextState, QueueError,
+    DeliveryQueue, LeasedDelivery, NextState, QueueError, RECORD_BATCH,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -628,8 +628,8 @@ async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
 const VALUES_CHUNK: usize = 50;
 
 /// Attempts logged per `INSERT`: every statement is a round trip to the writer, which no other
-/// write can use meanwhile, so the usual batch is logged in one.
-const ATTEMPT_CHUNK: usize = 512;
+/// write can use meanwhile, so the recorder's batch is logged in one.
+const ATTEMPT_CHUNK: usize = RECORD_BATCH;
 
 /// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
 async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
@@ -718,8 +718,9 @@ fn next_row(a: &AttemptRecord) -> NextRow<'_> {
     )
 }
 
-/// Deliveries moved by one `UPDATE … WHERE id IN (…)`.
-const ALIKE_CHUNK: usize = 500;
+/// Deliveries moved by one `UPDATE … WHERE id IN (…)`: as many as the recorder takes at once,
+/// so that a batch of first attempts answered 200 moves in one statement (with 500 it took two).
+const ALIKE_CHUNK: usize = RECORD_BATCH;
 
 /// Moves attempted deliveries to their next state. Only the claim whose attempt number matches
 /// may move a delivery, so a late answer from a node whose lease expired changes nothing.

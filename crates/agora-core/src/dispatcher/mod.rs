@@ -336,6 +336,10 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
     }
 }
 
+/// Attempts the recorder hands to [`DeliveryQueue::record`] at most; a store sizes its
+/// statements by it, so that a full batch takes one statement per step.
+pub const RECORD_BATCH: usize = 512;
+
 /// How many due deliveries a bounded claim looks at, per delivery it may take.
 const CLAIM_WINDOW_FACTOR: usize = 4;
 
@@ -368,12 +372,11 @@ async fn record_loop<Q: DeliveryQueue>(
     waker: Waker,
     shutdown: CancellationToken,
 ) {
-    const BATCH: usize = 512;
     /// How long a shutting-down node keeps trying to record into storage that is down.
     const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
     let mut backoff = Backoff::default();
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
+    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
         let attempts: Arc<[AttemptRecord]> = batch.drain(..).collect();
         let mut failing_since = None;
