@@ -2,7 +2,8 @@
 //! the same run, so figures are ratios that hold on a noisy machine.
 //!
 //! Scenarios (each on a fresh server and database in a temporary directory):
-//! 1. ceiling: the receiver driven by a plain keep-alive client at the same concurrency;
+//! 1. ceiling: the receiver driven by a plain keep-alive client at the same concurrency (the
+//!    best of three parts, each with fresh connections);
 //! 2. ingest: events/s acknowledged by `POST /v1/events` (and the batch endpoint);
 //! 3. end to end: deliveries/s with 1 and with 10 webhooks per event, first publish to last
 //!    arrival;
@@ -156,17 +157,40 @@ fn progress(line: &str) {
 }
 
 /// The receiver driven by a plain keep-alive client: what the machine can do at all.
+///
+/// One measurement settles at one of two levels, on the 2-core machine about 70,000 or about
+/// 107,000 POST/s from run to run, with both CPUs busy at either level and a CPU-bound loop
+/// timed between runs not varying; the cause is not known (how the connections' tasks spread
+/// over the runtime's workers is the first guess). So the time is split into parts, each with
+/// a fresh client and so fresh connections, and the best part is the ceiling: a low reading
+/// would flatter every ratio measured against it. A run can still read low in every part.
 async fn ceiling(
     receiver: &BenchReceiver,
     concurrency: usize,
     seconds: u64,
+) -> anyhow::Result<f64> {
+    const PARTS: u32 = 3;
+    let part = Duration::from_secs(seconds.max(1)) / PARTS;
+    let mut best: f64 = 0.0;
+    for _ in 0..PARTS {
+        best = best.max(plain_client_rate(receiver, concurrency, part).await?);
+    }
+    Ok(best)
+}
+
+/// POSTs per second that `concurrency` tasks of a new keep-alive client get from the receiver
+/// in `period`.
+async fn plain_client_rate(
+    receiver: &BenchReceiver,
+    concurrency: usize,
+    period: Duration,
 ) -> anyhow::Result<f64> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
     let body = json!({"id": "evt_x", "type": "course.enrolled", "timestamp": "2026-01-01T00:00:00.000Z", "data": {"n": 1}}).to_string();
     let done = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + period;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
