@@ -24,6 +24,16 @@ const X_AGORA_SIGNATURE: HeaderName = HeaderName::from_static("x-agora-signature
 const X_AGORA_FORUM: HeaderName = HeaderName::from_static("x-agora-forum");
 const X_AGORA_ATTEMPT: HeaderName = HeaderName::from_static("x-agora-attempt");
 
+/// The names of [`derived_headers`], in its order: the one list both the sender and the
+/// delivery log go by, so a header left out of the log is always one the log gives back.
+const DERIVED_HEADER_NAMES: [HeaderName; 5] = [
+    CONTENT_TYPE,
+    WEBHOOK_ID,
+    WEBHOOK_TIMESTAMP,
+    X_AGORA_EVENT,
+    X_AGORA_ATTEMPT,
+];
+
 /// The headers of an attempt that follow from its delivery (id, event type, attempt number)
 /// and from the time it started, exactly as they were sent: a delivery log need not store them
 /// (they were a third of every stored attempt), and gives them back from this.
@@ -33,27 +43,22 @@ pub fn derived_headers(
     attempt: u32,
     started_at: i64,
 ) -> [(HeaderName, String); 5] {
+    let [content_type, id, timestamp, event, attempt_number] = DERIVED_HEADER_NAMES;
     [
-        (CONTENT_TYPE, "application/json".into()),
-        (WEBHOOK_ID, delivery_id.to_owned()),
-        (WEBHOOK_TIMESTAMP, (started_at / 1000).to_string()),
-        (X_AGORA_EVENT, event_type.to_owned()),
-        (X_AGORA_ATTEMPT, attempt.to_string()),
+        (content_type, "application/json".into()),
+        (id, delivery_id.to_owned()),
+        (timestamp, (started_at / 1000).to_string()),
+        (event, event_type.to_owned()),
+        (attempt_number, attempt.to_string()),
     ]
 }
 
 /// Whether a recorded header name is one of [`derived_headers`] (custom headers cannot be:
 /// their names are never reserved ones).
 pub fn is_derived_header(name: &str) -> bool {
-    [
-        CONTENT_TYPE,
-        WEBHOOK_ID,
-        WEBHOOK_TIMESTAMP,
-        X_AGORA_EVENT,
-        X_AGORA_ATTEMPT,
-    ]
-    .iter()
-    .any(|derived| derived.as_str() == name)
+    DERIVED_HEADER_NAMES
+        .iter()
+        .any(|derived| derived.as_str() == name)
 }
 
 /// Header names a webhook's custom headers may not set: they carry the delivery's identity and
