@@ -413,7 +413,7 @@ async fn checkpoint_wal(pool: AnyPool) {
 /// write-ahead log (a header, a checksum and a write each), and the dispatcher's commits change
 /// runs of neighbouring rows (a batch of attempts appended, the same batch of deliveries moved):
 /// with 16 KiB pages instead of SQLite's 4 KiB the writer's own work per delivery fell from
-/// 8.1–9.1 to 6.9–7.5 µs (`scripts/sqlite_writer_cost.py --page-size`).
+/// 9.3–10.1 to 8.0–8.1 µs (`scripts/sqlite_writer_cost.py --page-size 4096` against `16384`).
 const PAGE_SIZE_BYTES: u32 = 16 * 1024;
 
 /// How large the write-ahead log may grow before a committing writer checkpoints it itself.
