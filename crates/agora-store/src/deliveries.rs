@@ -305,13 +305,25 @@ impl Store {
         Ok(q.fetch_all(&self.read).await?)
     }
 
-    /// The bodies of these events, by id.
+    /// The bodies of these events, by id, read as one JSON row: a claimed batch names about a
+    /// hundred events, and each row of a result is a message from the database's thread to
+    /// this task and a conversion to a generic row (a tenth of the CPU time of the 10-webhook
+    /// benchmark went to loading batches).
     async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
-        self.read_by_ids("SELECT id, body FROM events", ids)
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get("id")?, row.try_get("body")?)))
-            .collect()
+        let select = match self.backend {
+            Backend::Sqlite => "SELECT json_group_array(json_array(id, body)) AS bodies FROM events",
+            Backend::Postgres => {
+                "SELECT COALESCE(json_agg(json_build_array(id, body)), '[]')::text AS bodies FROM events"
+            }
+        };
+        let rows = self.read_by_ids(select, ids).await?;
+        let Some(row) = rows.first() else {
+            return Ok(HashMap::new());
+        };
+        let bodies: Vec<(String, String)> =
+            serde_json::from_str(&row.try_get::<String, _>("bodies")?)
+                .map_err(|e| StoreError::Internal(format!("unreadable event bodies: {e}")))?;
+        Ok(bodies.into_iter().collect())
     }
 
     /// The sending settings of these webhooks, secrets opened.
