@@ -141,15 +141,17 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             shutdown.clone(),
         ));
         let claimer = ClaimLoop {
-            queue: self.queue.clone(),
-            sender: self.sender,
             config: self.config.clone(),
             waker: self.waker,
-            limiter,
-            record_tx,
-            tasks: tasks.clone(),
             sending,
-            shutdown,
+            batches: BatchStart {
+                queue: self.queue.clone(),
+                sender: self.sender,
+                limiter,
+                record_tx,
+                shutdown,
+                tasks: tasks.clone(),
+            },
         };
         // The claim loop ends when shutdown is cancelled. Its panic is the dispatcher's, as when
         // it ran in this task; it cannot be cancelled while this task holds the queue (the
@@ -172,31 +174,30 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
 
 /// The loop that leases due work and starts its delivery on the sending runtime.
 struct ClaimLoop<Q> {
-    queue: Arc<Q>,
-    sender: Sender,
     config: DispatcherConfig,
     waker: Waker,
-    limiter: Arc<Limiter>,
-    record_tx: mpsc::UnboundedSender<AttemptRecord>,
-    tasks: TaskTracker,
     sending: Handle,
-    shutdown: CancellationToken,
+    /// What every claimed batch is started with; the loop claims through the same queue,
+    /// limiter and shutdown token.
+    batches: BatchStart<Q>,
 }
 
 impl<Q: DeliveryQueue> ClaimLoop<Q> {
     /// Claims until shutdown is cancelled.
     async fn run(self) {
         let Self {
-            queue,
-            sender,
             config,
             waker,
-            limiter,
-            record_tx,
-            tasks,
             sending,
-            shutdown,
+            batches,
         } = self;
+        let BatchStart {
+            queue,
+            limiter,
+            shutdown,
+            tasks,
+            ..
+        } = &batches;
         let mut backoff = Backoff::default();
         let mut last_exhaustive = Instant::now();
         while !shutdown.is_cancelled() {
@@ -241,15 +242,7 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
                                 (leased, admission)
                             })
                             .collect();
-                        let start = BatchStart {
-                            queue: queue.clone(),
-                            sender: sender.clone(),
-                            limiter: limiter.clone(),
-                            record_tx: record_tx.clone(),
-                            shutdown: shutdown.clone(),
-                            tasks: tasks.clone(),
-                        };
-                        tasks.spawn_on(start.run(admitted), &sending);
+                        tasks.spawn_on(batches.clone().run(admitted), &sending);
                     }
                     full
                 }
@@ -283,6 +276,20 @@ struct BatchStart<Q> {
     record_tx: mpsc::UnboundedSender<AttemptRecord>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+}
+
+// Not derived: that would ask `Q: Clone`, and only the `Arc` around the queue is cloned.
+impl<Q> Clone for BatchStart<Q> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            sender: self.sender.clone(),
+            limiter: self.limiter.clone(),
+            record_tx: self.record_tx.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+        }
+    }
 }
 
 impl<Q: DeliveryQueue> BatchStart<Q> {
