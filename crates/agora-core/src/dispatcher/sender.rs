@@ -148,25 +148,11 @@ impl Sender {
     /// Makes one attempt and says what follows. Never fails: every failure is an outcome.
     pub async fn attempt(&self, delivery: &ClaimedDelivery) -> AttemptRecord {
         let started_at = now_ms();
-        let timestamp = started_at / 1000;
         let body = delivery.format.body(&delivery.body, &self.forum);
-        let signatures = sign_all(&delivery.secrets, &delivery.id, timestamp, body.as_bytes());
-        // Names known at compile time are never allocated; custom ones were checked when the
-        // webhook was saved, so one that does not parse cannot occur and is left out.
-        let mut headers: Vec<(HeaderName, String)> = Vec::with_capacity(9 + delivery.headers.len());
-        headers.extend(derived_headers(
-            &delivery.id,
-            &delivery.event_type,
-            delivery.attempt,
-            started_at,
-        ));
-        headers.extend([
-            (USER_AGENT, self.user_agent.clone()),
-            (WEBHOOK_SIGNATURE, signatures.standard),
-            (X_AGORA_SIGNATURE, signatures.simple),
-            (X_AGORA_FORUM, self.forum.clone()),
-        ]);
+        let mut headers = self.own_headers(delivery, started_at, &body);
         let fixed = headers.len();
+        // Custom names were checked when the webhook was saved, so one that does not parse
+        // cannot occur and is left out.
         headers.extend(delivery.headers.iter().filter_map(|(name, value)| {
             Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone()))
         }));
@@ -247,6 +233,38 @@ impl Sender {
             error,
             next,
         }
+    }
+
+    /// The headers Agora puts on an attempt started at `started_at` (unix ms), signed over
+    /// `body`, apart from the webhook's custom ones: what every delivery carries, so that
+    /// `agora bench` can also drive its receiver with requests like a delivery's.
+    pub fn own_headers(
+        &self,
+        delivery: &ClaimedDelivery,
+        started_at: i64,
+        body: &str,
+    ) -> Vec<(HeaderName, String)> {
+        let signatures = sign_all(
+            &delivery.secrets,
+            &delivery.id,
+            started_at / 1000,
+            body.as_bytes(),
+        );
+        // Names known at compile time are never allocated; room is left for custom ones.
+        let mut headers = Vec::with_capacity(9 + delivery.headers.len());
+        headers.extend(derived_headers(
+            &delivery.id,
+            &delivery.event_type,
+            delivery.attempt,
+            started_at,
+        ));
+        headers.extend([
+            (USER_AGENT, self.user_agent.clone()),
+            (WEBHOOK_SIGNATURE, signatures.standard),
+            (X_AGORA_SIGNATURE, signatures.simple),
+            (X_AGORA_FORUM, self.forum.clone()),
+        ]);
+        headers
     }
 
     async fn send(

@@ -3,7 +3,8 @@
 //!
 //! Scenarios (each on a fresh server and database in a temporary directory):
 //! 1. ceiling: the receiver driven by a plain keep-alive client at the same concurrency (the
-//!    best of three parts, each with fresh connections);
+//!    best of three parts, each with fresh connections); and the same with the headers a
+//!    delivery carries, which the receiver must also parse;
 //! 2. ingest: events/s acknowledged by `POST /v1/events` (and the batch endpoint);
 //! 3. end to end: deliveries/s with 1 and with 10 webhooks per event, first publish to last
 //!    arrival;
@@ -19,7 +20,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agora_core::dispatcher::{ClaimedDelivery, Sender, SenderConfig};
+use agora_core::format::Format;
+use agora_core::ids::{new_id, DELIVERY};
+use agora_core::signing::WebhookSecret;
+use agora_core::time::now_ms;
 use anyhow::Context;
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -51,7 +58,8 @@ pub struct BenchArgs {
     /// Deliveries pending for a dead endpoint in the memory run.
     #[arg(long, default_value = "100000")]
     pub pending: usize,
-    /// Run only these scenarios (comma-separated: ceiling, ingest, e2e, latency, backlog, memory).
+    /// Run only these scenarios (comma-separated: headers, ingest, e2e, latency, backlog,
+    /// memory); the ceiling is always measured.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Run the servers on this PostgreSQL database instead of SQLite.
@@ -74,9 +82,21 @@ const KEY: &str = "agora_bench_admin_key_000000000000000000";
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let receiver = BenchReceiver::start().await?;
     let mut report = Report::new(&args);
-    let ceiling = ceiling(&receiver, args.concurrency, args.seconds).await?;
+    let ceiling = ceiling(&receiver, args.concurrency, args.seconds, &HeaderMap::new()).await?;
     report.set_ceiling(ceiling);
     progress(&format!("ceiling: {ceiling:.0} POST/s"));
+    if args.wants("headers") {
+        let headers = delivery_headers(&receiver)?;
+        let rate = self::ceiling(&receiver, args.concurrency, args.seconds, &headers).await?;
+        progress(&format!(
+            "ceiling with a delivery's headers: {rate:.0} POST/s"
+        ));
+        report.push(Figure::rate(
+            "ceiling, requests with a delivery's headers (POST/s)",
+            rate,
+            "POST/s",
+        ));
+    }
 
     if args.wants("ingest") {
         let nodes = Nodes::start(&args).await?;
@@ -168,37 +188,83 @@ async fn ceiling(
     receiver: &BenchReceiver,
     concurrency: usize,
     seconds: u64,
+    headers: &HeaderMap,
 ) -> anyhow::Result<f64> {
     const PARTS: u32 = 3;
     let part = Duration::from_secs(seconds.max(1)) / PARTS;
     let mut best: f64 = 0.0;
     for _ in 0..PARTS {
-        best = best.max(plain_client_rate(receiver, concurrency, part).await?);
+        best = best.max(plain_client_rate(receiver, concurrency, part, headers).await?);
     }
     Ok(best)
 }
 
+/// The headers Agora puts on a delivery (id, timestamp, event, attempt, signatures, forum,
+/// user agent), made by the dispatcher's own sender: the receiver parses each of them, and
+/// allocates each name outside HTTP's standard set, work the plain ceiling never asks of it.
+fn delivery_headers(receiver: &BenchReceiver) -> anyhow::Result<HeaderMap> {
+    let config = bench_config(PathBuf::new());
+    let sender = Sender::new(SenderConfig {
+        forum_name: config.forum_name(),
+        targets: config.target_policy(),
+        retry: config.retry_policy(),
+    })?;
+    let delivery = ClaimedDelivery {
+        id: new_id(DELIVERY),
+        event_id: "evt_x".to_owned(),
+        event_type: "bench.happened".to_owned(),
+        webhook_id: "wh_x".to_owned(),
+        url: receiver.url(),
+        secrets: vec![WebhookSecret::generate()],
+        headers: Vec::new(),
+        timeout: Duration::from_secs(10),
+        format: Format::Json,
+        body: CEILING_BODY.to_owned(),
+        attempt: 1,
+        retries_done: 0,
+        retry_count: 0,
+    };
+    Ok(sender
+        .own_headers(&delivery, now_ms(), CEILING_BODY)
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, HeaderValue::from_str(&value).ok()?)))
+        .collect())
+}
+
+/// The body every ceiling request carries: an event envelope of the usual size.
+const CEILING_BODY: &str = r#"{"id":"evt_x","type":"course.enrolled","timestamp":"2026-01-01T00:00:00.000Z","data":{"n":1}}"#;
+
 /// POSTs per second that `concurrency` tasks of a new keep-alive client get from the receiver
-/// in `period`.
+/// in `period`, each request carrying `headers`.
 async fn plain_client_rate(
     receiver: &BenchReceiver,
     concurrency: usize,
     period: Duration,
+    headers: &HeaderMap,
 ) -> anyhow::Result<f64> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
-    let body = json!({"id": "evt_x", "type": "course.enrolled", "timestamp": "2026-01-01T00:00:00.000Z", "data": {"n": 1}}).to_string();
+    let body = CEILING_BODY.to_owned();
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + period;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, done, body, url) =
-            (client.clone(), done.clone(), body.clone(), receiver.url());
+        let (client, done, body, url, headers) = (
+            client.clone(),
+            done.clone(),
+            body.clone(),
+            receiver.url(),
+            headers.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                if client.post(&url).body(body.clone()).send().await.is_ok() {
+                let mut request = client.post(&url).body(body.clone());
+                if !headers.is_empty() {
+                    request = request.headers(headers.clone());
+                }
+                if request.send().await.is_ok() {
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }
