@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """What the SQLite claim's `SELECT` costs per row chosen, in SQLite itself, without Agora.
 
-Builds Agora's `deliveries` table and indexes (as of migration 0006) with 200,000 due
-deliveries of 10 webhooks, then times forms of the claim's choice of 1,024 rows, each read as
-one JSON row as Agora reads it:
+Builds Agora's `deliveries` table and indexes (as of migration 0006, the schema of
+`sqlite_writer_cost.py`) with 200,000 due deliveries of 10 webhooks, then times forms of the
+claim's choice of 1,024 rows, each read as one JSON row as Agora reads it:
 
 - `window, skip, sorted`: the earliest 4,096 due rows, webhooks without room (two here) left
   out, the rest sorted by due time again (Agora's claim until the sixth session of 2026-11-24);
@@ -17,17 +17,8 @@ import sqlite3
 import tempfile
 import time
 
-SCHEMA = """
-CREATE TABLE deliveries (
-    id TEXT PRIMARY KEY, event_id TEXT NOT NULL, webhook_id TEXT NOT NULL,
-    event_type TEXT NOT NULL, status TEXT NOT NULL, due_at INTEGER, lease_owner TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, attempt_base INTEGER NOT NULL DEFAULT 0,
-    last_status_code INTEGER, last_error TEXT, created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL);
-CREATE INDEX deliveries_due ON deliveries (due_at, webhook_id) WHERE due_at IS NOT NULL;
-CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
-CREATE INDEX deliveries_event ON deliveries (event_id);
-"""
+# Agora's tables and indexes, kept in one place with the writer's replay.
+from sqlite_writer_cost import SCHEMA
 
 EVENTS, WEBHOOKS, LIMIT, WINDOW, ROUNDS = 20_000, 10, 1024, 4096, 50
 
