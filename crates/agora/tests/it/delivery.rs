@@ -1,5 +1,6 @@
-//! Delivery behaviour end to end: fan-out, bodies intact, retries, timeouts, 410, Retry-After, redelivery,
-//! recovery, the test endpoint, custom headers, inactive webhooks, restarts and isolation.
+//! Delivery behaviour end to end: fan-out, bodies intact, retries, timeouts, 410, Retry-After,
+//! redelivery, recovery, the test endpoint, custom headers, inactive webhooks, restarts and
+//! isolation.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
