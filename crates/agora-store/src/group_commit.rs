@@ -2,12 +2,12 @@
 //! one fsync, instead of queueing for the writer one by one. Each caller is answered only after
 //! the commit that made its event durable.
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use agora_core::event::Event;
 
 use crate::outbox::{Routing, Subscribers};
-use crate::writer::WriterThread;
 use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreError};
 use agora_core::dispatcher::Waker;
 use sqlx::AnyPool;
@@ -25,16 +25,11 @@ pub(crate) struct Job {
 /// The sending side, held by every clone of the store.
 pub(crate) type Jobs = mpsc::Sender<Job>;
 
-/// Starts the committer on the write pool, on the writer thread if there is one; it stops
-/// when every store clone (the senders) is gone.
-pub(crate) fn start(
-    write: AnyPool,
-    backend: Backend,
-    waker: Waker,
-    writer: Option<&WriterThread>,
-) -> Jobs {
+/// Starts the committer on the write pool, on `runtime` (the writer thread's on SQLite); it
+/// stops when every store clone (the senders) is gone.
+pub(crate) fn start(write: AnyPool, backend: Backend, waker: Waker, runtime: &Handle) -> Jobs {
     let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_GROUP);
-    let committer = async move {
+    runtime.spawn(async move {
         let mut group = Vec::with_capacity(MAX_GROUP);
         while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
             let outcome = commit_group(&write, backend, &waker, &group).await;
@@ -42,11 +37,7 @@ pub(crate) fn start(
                 let _ = job.reply.send(result);
             }
         }
-    };
-    match writer {
-        Some(writer) => writer.spawn(committer),
-        None => drop(tokio::spawn(committer)),
-    }
+    });
     tx
 }
 

@@ -169,7 +169,7 @@ impl Store {
                         write.clone(),
                         backend,
                         waker.clone(),
-                        Some(&writer),
+                        &writer.handle(),
                     ),
                     known_types: Arc::default(),
                     write,
@@ -193,7 +193,12 @@ impl Store {
                     waker.clone(),
                 ))));
                 Self {
-                    group_commit: group_commit::start(pool.clone(), backend, waker.clone(), None),
+                    group_commit: group_commit::start(
+                        pool.clone(),
+                        backend,
+                        waker.clone(),
+                        &tokio::runtime::Handle::current(),
+                    ),
                     known_types: Arc::default(),
                     write: pool.clone(),
                     read: pool,

@@ -68,9 +68,4 @@ impl WriterThread {
     pub(crate) fn handle(&self) -> tokio::runtime::Handle {
         self.handle.clone()
     }
-
-    /// Starts a long-lived task on the writer thread.
-    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.handle.spawn(task);
-    }
 }
