@@ -12,7 +12,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use hyper_util::client::legacy::connect::dns::Name;
 use url::{Host, Url};
 
 /// Why a target URL is refused.
@@ -271,25 +273,29 @@ impl std::fmt::Debug for GuardedResolver {
 }
 
 impl GuardedResolver {
-    /// A resolver enforcing `policy` over the system resolver.
-    pub fn new(policy: TargetPolicy) -> Arc<Self> {
-        Self::with_lookup(policy, Arc::new(SystemLookup))
-    }
-
     /// A resolver enforcing `policy` over `lookup`.
-    pub fn with_lookup(policy: TargetPolicy, lookup: Arc<dyn Lookup>) -> Arc<Self> {
-        Arc::new(Self { policy, lookup })
+    pub fn with_lookup(policy: TargetPolicy, lookup: Arc<dyn Lookup>) -> Self {
+        Self { policy, lookup }
     }
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+/// The form the HTTP client's connector asks of a resolver: ready at once, one lookup per
+/// connection.
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = TargetError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, TargetError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TargetError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let policy = self.policy;
         let lookup = self.lookup.clone();
         Box::pin(async move {
             let addrs = policy.resolve_with(&*lookup, name.as_str(), 0).await?;
-            let iter: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(iter)
+            Ok(addrs.into_iter())
         })
     }
 }
