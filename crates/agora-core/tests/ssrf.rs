@@ -1,6 +1,7 @@
 //! SSRF at connection time, with a real [`Sender`]: whatever a webhook URL says and whatever
 //! its name resolves to now, production mode never opens a connection to a non-public address.
-//! Each case listens on loopback and asserts that nothing arrived.
+//! Each case listens on loopback and asserts that nothing arrived; the last ones check what does
+//! arrive where a connection is allowed.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -130,4 +131,34 @@ async fn development_mode_connects_through_the_same_lookup() {
     assert_eq!(record.response_status, Some(200), "{:?}", record.error);
     assert_eq!(record.next, NextState::Succeeded);
     assert_eq!(counted.await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_https_target_is_spoken_to_in_tls_naming_its_host() {
+    // The client is built by hand from hyper's parts, so this checks that `https` really goes
+    // through TLS on the guarded connection, and that the certificate is asked for by name.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_bytes = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buf))
+            .await
+            .expect("the client spoke")
+            .unwrap();
+        buf.truncate(n);
+        buf
+    });
+    let lookup = StaticLookup::new().with("hooks.example.com", &[loopback()]);
+    let record = sender(true, lookup)
+        .attempt(&delivery(format!("https://hooks.example.com:{port}/hook")))
+        .await;
+    let hello = first_bytes.await.unwrap();
+    assert_eq!(hello.first(), Some(&0x16), "not a TLS handshake record");
+    assert!(
+        hello.windows(17).any(|w| w == b"hooks.example.com"),
+        "the server name is not in the hello"
+    );
+    assert_eq!(record.response_status, None);
+    assert!(record.error.is_some(), "a silent server cannot have answered");
 }
