@@ -160,5 +160,8 @@ async fn an_https_target_is_spoken_to_in_tls_naming_its_host() {
         "the server name is not in the hello"
     );
     assert_eq!(record.response_status, None);
-    assert!(record.error.is_some(), "a silent server cannot have answered");
+    assert!(
+        record.error.is_some(),
+        "a silent server cannot have answered"
+    );
 }

@@ -391,7 +391,7 @@ fn leased_from_row(row: &sqlx::any::AnyRow) -> Result<LeasedDelivery, StoreError
 }
 
 /// A leased delivery from its columns, `attempts` counting the attempt it is leased for.
-fn leased(
+pub(crate) fn leased(
     id: String,
     webhook_id: String,
     event_id: String,

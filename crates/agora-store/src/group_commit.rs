@@ -9,7 +9,7 @@ use agora_core::event::Event;
 
 use crate::outbox::{Routing, Subscribers};
 use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreError};
-use agora_core::dispatcher::Waker;
+use agora_core::dispatcher::{Handoff, Waker};
 use sqlx::AnyPool;
 
 /// Publishes joined into one transaction at most.
@@ -27,12 +27,18 @@ pub(crate) type Jobs = mpsc::Sender<Job>;
 
 /// Starts the committer on the write pool, on `runtime` (the writer thread's on SQLite); it
 /// stops when every store clone (the senders) is gone.
-pub(crate) fn start(write: AnyPool, backend: Backend, waker: Waker, runtime: &Handle) -> Jobs {
+pub(crate) fn start(
+    write: AnyPool,
+    backend: Backend,
+    waker: Waker,
+    handoff: Handoff,
+    runtime: &Handle,
+) -> Jobs {
     let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_GROUP);
     runtime.spawn(async move {
         let mut group = Vec::with_capacity(MAX_GROUP);
         while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-            let outcome = commit_group(&write, backend, &waker, &group).await;
+            let outcome = commit_group(&write, backend, &waker, &handoff, &group).await;
             for (job, result) in group.drain(..).zip(outcome) {
                 let _ = job.reply.send(result);
             }
@@ -46,6 +52,7 @@ async fn commit_group(
     write: &AnyPool,
     backend: Backend,
     waker: &Waker,
+    handoff: &Handoff,
     group: &[Job],
 ) -> Vec<Result<usize, StoreError>> {
     let attempt = async {
@@ -54,12 +61,13 @@ async fn commit_group(
             .iter()
             .map(|j| (&j.event, j.routing.as_ref()))
             .collect();
-        let queued = Subscribers::load(&mut tx)
+        let published = Subscribers::load(&mut tx)
             .await?
-            .publish_many(&mut tx, &events)
+            .publish_many(&mut tx, &events, Some(handoff))
             .await?;
         commit_notifying(tx, backend, waker).await?;
-        Ok::<_, StoreError>(queued)
+        handoff.hand(published.handed);
+        Ok::<_, StoreError>(published.counts)
     };
     match attempt.await {
         Ok(queued) => queued.into_iter().map(Ok).collect(),

@@ -36,7 +36,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_core::dispatcher::Waker;
+use agora_core::dispatcher::{Handoff, Waker};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
@@ -133,6 +133,8 @@ pub struct Store {
     secrets: Option<secretbox::SecretBox>,
     /// SQLite: the thread the dispatcher's and the publishers' write transactions run on.
     writer: Option<writer::WriterThread>,
+    /// Where deliveries written leased to this node's dispatcher are handed over.
+    handoff: Handoff,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -155,6 +157,7 @@ impl Store {
         };
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
+        let handoff = Handoff::default();
         let store = match backend {
             Backend::Sqlite => {
                 let write =
@@ -169,6 +172,7 @@ impl Store {
                         write.clone(),
                         backend,
                         waker.clone(),
+                        handoff.clone(),
                         &writer.handle(),
                     ),
                     known_types: Arc::default(),
@@ -180,6 +184,7 @@ impl Store {
                     background: Some(Arc::new(tokio::spawn(checkpoint_wal(checkpointer)))),
                     secrets: None,
                     writer: Some(writer),
+                    handoff,
                 }
             }
             Backend::Postgres => {
@@ -197,6 +202,7 @@ impl Store {
                         pool.clone(),
                         backend,
                         waker.clone(),
+                        handoff.clone(),
                         &tokio::runtime::Handle::current(),
                     ),
                     known_types: Arc::default(),
@@ -208,6 +214,7 @@ impl Store {
                     background,
                     secrets: None,
                     writer: None,
+                    handoff,
                 }
             }
         };
@@ -295,6 +302,12 @@ impl Store {
         let done = query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done)
+    }
+
+    /// The hand-off a dispatcher of this node takes new deliveries from without claiming them
+    /// (see [`Dispatcher::with_handoff`](agora_core::dispatcher::Dispatcher::with_handoff)).
+    pub fn handoff(&self) -> Handoff {
+        self.handoff.clone()
     }
 
     /// Commits a transaction that may have queued deliveries, then wakes the dispatcher. On

@@ -2,12 +2,14 @@
 //! the same transaction as the change that caused them. Committing it (with
 //! [`Store::commit`](crate::Store::commit)) wakes the dispatcher.
 
+use agora_core::dispatcher::{Handoff, LeasedDelivery, Reservation};
 use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
 use sqlx::Row;
 
+use crate::deliveries::leased;
 use crate::webhooks::{Webhook, WebhookFilter};
 use crate::{Backend, Params, Store, StoreError, Tx};
 
@@ -81,17 +83,19 @@ impl Subscribers {
         event: &Event,
         routing: Option<&Routing>,
     ) -> Result<usize, StoreError> {
-        let queued = self.publish_many(tx, &[(event, routing)]).await?;
-        Ok(queued[0])
+        let published = self.publish_many(tx, &[(event, routing)], None).await?;
+        Ok(published.counts[0])
     }
 
-    /// Records many events and their deliveries with a few multi-row statements. Returns how
-    /// many deliveries each event queued.
+    /// Records many events and their deliveries with a few multi-row statements. With a
+    /// `handoff`, the deliveries the dispatcher has room for are written leased to it, and the
+    /// caller hands them over once the transaction has committed.
     pub async fn publish_many(
         &self,
         tx: &mut Tx,
         events: &[(&Event, Option<&Routing>)],
-    ) -> Result<Vec<usize>, StoreError> {
+        handoff: Option<&Handoff>,
+    ) -> Result<Published, StoreError> {
         let all: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
         insert_events(tx, &all).await?;
         let mut rows: Vec<(&Event, &str)> = Vec::new();
@@ -106,9 +110,39 @@ impl Subscribers {
             );
             counts.push(rows.len() - before);
         }
-        queue(tx, &rows, None).await?;
-        Ok(counts)
+        let lease = handoff.and_then(Handoff::lease);
+        let reservations: Vec<Option<Reservation>> = rows
+            .iter()
+            .map(|(_, webhook_id)| lease.and_then(|_| handoff?.reserve(webhook_id)))
+            .collect();
+        let leases: Vec<_> = reservations.iter().map(|r| r.as_ref().and(lease)).collect();
+        let ids = queue(tx, &rows, &leases).await?;
+        let handed = reservations
+            .into_iter()
+            .zip(ids)
+            .zip(&rows)
+            .filter_map(|((reservation, id), (event, webhook_id))| {
+                let delivery = leased(
+                    id,
+                    webhook_id.to_string(),
+                    event.id.clone(),
+                    event.event_type.as_str().to_owned(),
+                    1,
+                    0,
+                );
+                Some((delivery, reservation?))
+            })
+            .collect();
+        Ok(Published { counts, handed })
     }
+}
+
+/// What [`Subscribers::publish_many`] queued.
+pub struct Published {
+    /// How many deliveries each event queued.
+    pub counts: Vec<usize>,
+    /// The deliveries written leased, to hand to the dispatcher after the commit.
+    pub handed: Vec<(LeasedDelivery, Reservation)>,
 }
 
 /// Records `event` and queues it for every active webhook that wants it. Returns how many
@@ -133,7 +167,7 @@ pub async fn publish_leased(
     lease: (&str, i64),
 ) -> Result<String, StoreError> {
     insert_events(tx, &[event]).await?;
-    let mut ids = queue(tx, &[(event, webhook_id)], Some(lease)).await?;
+    let mut ids = queue(tx, &[(event, webhook_id)], &[Some(lease)]).await?;
     Ok(ids.remove(0))
 }
 
@@ -148,12 +182,13 @@ impl Store {
         self.on_writer(async move {
             let mut tx = store.begin().await?;
             let pairs: Vec<_> = events.iter().map(|e| (e, None)).collect();
-            let queued = Subscribers::load(&mut tx)
+            let published = Subscribers::load(&mut tx)
                 .await?
-                .publish_many(&mut tx, &pairs)
+                .publish_many(&mut tx, &pairs, Some(&store.handoff))
                 .await?;
             store.commit(tx).await?;
-            Ok((events, queued))
+            store.handoff.hand(published.handed);
+            Ok((events, published.counts))
         })
         .await
     }
@@ -236,26 +271,23 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Inserts one delivery per (event, webhook) pair, [`INSERT_CHUNK`] to a statement, pending and due now,
-/// or already leased. Returns the delivery ids in order.
+/// Inserts one delivery per (event, webhook) pair, [`INSERT_CHUNK`] to a statement: pending and
+/// due now, or leased to `leases[i]` (a node and the lease's expiry) for its first attempt.
+/// Returns the delivery ids in order.
 async fn queue(
     tx: &mut Tx,
     pairs: &[(&Event, &str)],
-    lease: Option<(&str, i64)>,
+    leases: &[Option<(&str, i64)>],
 ) -> Result<Vec<String>, StoreError> {
     const COLS: usize = 10;
     let now = now_ms();
+    let backend = Backend::of(tx);
     let ids: Vec<String> = pairs.iter().map(|_| new_id(DELIVERY)).collect();
-    let (status, owner, due, attempts) = match lease {
-        Some((node, until)) => (
-            "in_flight",
-            Some(node),
-            Backend::of(tx).lease_due_at(until),
-            1,
-        ),
-        None => ("pending", None, Some(now), 0),
-    };
-    for (chunk_ids, chunk_pairs) in ids.chunks(INSERT_CHUNK).zip(pairs.chunks(INSERT_CHUNK)) {
+    for ((chunk_ids, chunk_pairs), chunk_leases) in ids
+        .chunks(INSERT_CHUNK)
+        .zip(pairs.chunks(INSERT_CHUNK))
+        .zip(leases.chunks(INSERT_CHUNK))
+    {
         let mut params = Params::for_tx(tx);
         let rows = (0..chunk_ids.len())
             .map(|_| format!("({})", params.list(COLS)))
@@ -265,7 +297,13 @@ async fn queue(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}"
         );
         let mut q = sqlx::query(&sql);
-        for (id, (event, webhook_id)) in chunk_ids.iter().zip(chunk_pairs) {
+        for ((id, (event, webhook_id)), lease) in
+            chunk_ids.iter().zip(chunk_pairs).zip(chunk_leases)
+        {
+            let (status, owner, due, attempts) = match lease {
+                Some((node, until)) => ("in_flight", Some(*node), backend.lease_due_at(*until), 1),
+                None => ("pending", None, Some(now), 0),
+            };
             q = q
                 .bind(id.clone())
                 .bind(event.id.clone())

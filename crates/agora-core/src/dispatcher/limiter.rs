@@ -151,6 +151,24 @@ impl Limiter {
     /// Counts a claimed delivery as held.
     pub(super) fn admit(&self, webhook_id: &str) -> Admission {
         let mut slots = self.slots.lock().expect("limiter lock");
+        self.hold(&mut slots, webhook_id)
+    }
+
+    /// Counts a delivery being queued as held, if there is room for it and its webhook is
+    /// neither full nor failing: what a claim would take next. Otherwise the delivery waits in
+    /// the queue, where the claim finds it in its turn.
+    pub(super) fn try_admit(&self, webhook_id: &str) -> Option<Admission> {
+        let mut slots = self.slots.lock().expect("limiter lock");
+        let full = slots.held >= self.max_in_memory
+            || slots
+                .per_webhook
+                .get(webhook_id)
+                .is_some_and(|s| s.held >= self.max_queued)
+            || slots.breakers.contains_key(webhook_id);
+        (!full).then(|| self.hold(&mut slots, webhook_id))
+    }
+
+    fn hold(&self, slots: &mut Slots, webhook_id: &str) -> Admission {
         slots.held += 1;
         let slot = slots
             .per_webhook
@@ -235,6 +253,28 @@ mod tests {
         l.observe(&record("wh_a", Some(200), NextState::Succeeded));
         assert_eq!(l.gate("wh_a"), Gate::Send);
         assert!(l.saturated().is_empty());
+    }
+
+    #[test]
+    fn deliveries_being_queued_are_admitted_only_where_a_claim_would_take_them() {
+        let l = Limiter::new(&DispatcherConfig {
+            max_queued_per_webhook: 2,
+            max_in_memory: 3,
+            ..DispatcherConfig::default()
+        });
+        assert!(l.try_admit("wh_a").is_some());
+        assert!(l.try_admit("wh_a").is_some());
+        assert!(l.try_admit("wh_a").is_none(), "the webhook holds its share");
+        assert!(l.try_admit("wh_b").is_some());
+        assert!(l.try_admit("wh_c").is_none(), "memory is full");
+        l.release(&["wh_a".to_owned()]);
+        assert!(l.try_admit("wh_c").is_some());
+        l.observe(&record("wh_d", Some(500), NextState::RetryAt(0)));
+        l.release(&["wh_b".to_owned()]);
+        assert!(
+            l.try_admit("wh_d").is_none(),
+            "a failing webhook's work waits its turn"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - Leases are renewed while the work is held; a node that dies stops renewing and its work
 //!   becomes due again when the lease runs out.
 
+mod handoff;
 mod limiter;
 pub mod queue;
 pub mod sender;
@@ -30,6 +31,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::handoff::Handed;
+pub use self::handoff::{Handoff, Reservation};
 use self::limiter::{Admission, Gate, Limiter};
 pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
@@ -97,6 +100,7 @@ pub struct Dispatcher<Q> {
     config: DispatcherConfig,
     waker: Waker,
     bookkeeping: Option<Handle>,
+    handoff: Option<Handoff>,
 }
 
 impl<Q: DeliveryQueue> Dispatcher<Q> {
@@ -108,7 +112,15 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             config,
             waker,
             bookkeeping: None,
+            handoff: None,
         }
+    }
+
+    /// Takes the deliveries the store writes leased to this node through `handoff`, so they
+    /// skip the claim (see [`Handoff`]).
+    pub fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Runs the claim loop and the recorder on `runtime` instead of the caller's: given the
@@ -140,18 +152,29 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             self.config.clone(),
             shutdown.clone(),
         ));
+        let batches = BatchStart {
+            queue: self.queue.clone(),
+            sender: self.sender,
+            limiter: limiter.clone(),
+            record_tx,
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        };
+        let handed = self.handoff.map(|handoff| {
+            let (handed_tx, handed_rx) = mpsc::unbounded_channel();
+            handoff.connect(
+                limiter,
+                handed_tx,
+                self.config.node_id.clone(),
+                self.config.lease,
+            );
+            bookkeeping.spawn(take_handed(handed_rx, batches.clone(), sending.clone()))
+        });
         let claimer = ClaimLoop {
             config: self.config.clone(),
             waker: self.waker,
             sending,
-            batches: BatchStart {
-                queue: self.queue.clone(),
-                sender: self.sender,
-                limiter,
-                record_tx,
-                shutdown,
-                tasks: tasks.clone(),
-            },
+            batches,
         };
         // The claim loop ends when shutdown is cancelled. Its panic is the dispatcher's, as when
         // it ran in this task; it cannot be cancelled while this task holds the queue (the
@@ -162,6 +185,9 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             }
         }
 
+        if let Some(handed) = handed {
+            let _ = handed.await;
+        }
         tasks.close();
         tasks.wait().await;
         let _ = recorder.await;
@@ -262,6 +288,24 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
                 () = waker.0.notified() => {}
                 () = tokio::time::sleep(config.poll_interval) => {}
                 () = shutdown.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// Starts the deliveries the store hands over, as claimed batches are started, until shutdown;
+/// then stops taking them (handed ones not yet started stay leased and are given back).
+async fn take_handed<Q: DeliveryQueue>(
+    mut handed: mpsc::UnboundedReceiver<Handed>,
+    batches: BatchStart<Q>,
+    sending: Handle,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = batches.shutdown.cancelled() => return,
+            Some(batch) = handed.recv() => {
+                batches.tasks.spawn_on(batches.clone().run(batch), &sending);
             }
         }
     }
