@@ -110,12 +110,16 @@ impl Subscribers {
             );
             counts.push(rows.len() - before);
         }
-        let lease = handoff.and_then(Handoff::lease);
+        // Without a connected dispatcher there is no lease to write and nothing is reserved.
+        let connected = handoff.and_then(|h| Some((h, h.lease()?)));
         let reservations: Vec<Option<Reservation>> = rows
             .iter()
-            .map(|(_, webhook_id)| lease.and_then(|_| handoff?.reserve(webhook_id)))
+            .map(|(_, webhook_id)| connected.and_then(|(h, _)| h.reserve(webhook_id)))
             .collect();
-        let leases: Vec<_> = reservations.iter().map(|r| r.as_ref().and(lease)).collect();
+        let leases: Vec<_> = reservations
+            .iter()
+            .map(|r| r.as_ref().and(connected.map(|(_, lease)| lease)))
+            .collect();
         let ids = queue(tx, &rows, &leases).await?;
         let handed = reservations
             .into_iter()
