@@ -142,6 +142,7 @@ impl Subscribers {
 }
 
 /// What [`Subscribers::publish_many`] queued.
+#[derive(Default)]
 pub struct Published {
     /// How many deliveries each event queued.
     pub counts: Vec<usize>,
@@ -162,6 +163,20 @@ pub async fn publish(
         .await
 }
 
+/// As [`publish`], writing the deliveries this node's dispatcher has room for leased to it:
+/// commit with [`Store::commit_publishing`], which hands them over.
+pub async fn publish_handing(
+    tx: &mut Tx,
+    event: &Event,
+    routing: Option<&Routing>,
+    handoff: &Handoff,
+) -> Result<Published, StoreError> {
+    Subscribers::load(tx)
+        .await?
+        .publish_many(tx, &[(event, routing)], Some(handoff))
+        .await
+}
+
 /// Records `event` for one webhook only, leased to `node` as its first attempt, for a delivery
 /// that is sent right away by the caller (the `test` endpoint). Returns the delivery id.
 pub async fn publish_leased(
@@ -176,6 +191,15 @@ pub async fn publish_leased(
 }
 
 impl Store {
+    /// Commits a transaction that published events, then hands the deliveries written leased
+    /// to this node's dispatcher (dropped unhanded if the commit fails, which gives their
+    /// places back).
+    pub async fn commit_publishing(&self, tx: Tx, published: Published) -> Result<(), StoreError> {
+        self.commit(tx).await?;
+        self.handoff.hand(published.handed);
+        Ok(())
+    }
+
     /// Records a batch of events and their deliveries durably in one transaction, on the
     /// writer's thread. Answers the events, with how many deliveries each queued.
     pub async fn publish_batch(
@@ -190,9 +214,9 @@ impl Store {
                 .await?
                 .publish_many(&mut tx, &pairs, Some(&store.handoff))
                 .await?;
-            store.commit(tx).await?;
-            store.handoff.hand(published.handed);
-            Ok((events, published.counts))
+            let counts = published.counts.clone();
+            store.commit_publishing(tx, published).await?;
+            Ok((events, counts))
         })
         .await
     }

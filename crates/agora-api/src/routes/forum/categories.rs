@@ -13,6 +13,7 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::{Category, Membership};
 use agora_store::forum::categories::{self as rows, CategoryFields};
 use agora_store::forum::Cursor;
+use agora_store::outbox::Published;
 
 use super::{
     acting_user, check_id, description, found, id_cursor, invalid, keyset, prefix, publish,
@@ -91,8 +92,8 @@ async fn create(
         SLUG_TAKEN,
     )?;
     let category = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "category.created", &category, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "category.created", &category, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(category)))
 }
 
@@ -145,8 +146,8 @@ async fn update(
         SLUG_TAKEN,
     )?;
     let category = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "category.updated", &category, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "category.updated", &category, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(category))
 }
 
@@ -165,8 +166,8 @@ async fn remove(
             "move or delete its threads before deleting a category",
         ));
     }
-    publish(&mut tx, "category.deleted", &category, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "category.deleted", &category, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,10 +197,18 @@ async fn join(
     let membership = rows::membership(&mut tx, &id, &user_id)
         .await?
         .ok_or_else(|| ApiError::internal("membership vanished inside its transaction"))?;
+    let mut published = Published::default();
     if joined {
-        publish(&mut tx, "category.member_joined", &membership, None).await?;
+        published = publish(
+            &mut tx,
+            &state.store,
+            "category.member_joined",
+            &membership,
+            None,
+        )
+        .await?;
     }
-    state.store.commit(tx).await?;
+    state.store.commit_publishing(tx, published).await?;
     let status = if joined {
         StatusCode::CREATED
     } else {
@@ -242,7 +251,14 @@ async fn leave(
     let membership = rows::leave(&mut tx, &id, &user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
-    publish(&mut tx, "category.member_left", &membership, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(
+        &mut tx,
+        &state.store,
+        "category.member_left",
+        &membership,
+        None,
+    )
+    .await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(membership))
 }

@@ -83,8 +83,8 @@ async fn create(
         NAME_TAKEN,
     )?;
     let group = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "group.created", &group, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "group.created", &group, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(group)))
 }
 
@@ -128,8 +128,8 @@ async fn update(
         NAME_TAKEN,
     )?;
     let group = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "group.updated", &group, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "group.updated", &group, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(group))
 }
 
@@ -143,8 +143,8 @@ async fn remove(
     let mut tx = state.store.begin().await?;
     let group = found(rows::get(&mut tx, &id).await, "group")?;
     rows::delete(&mut tx, &id).await?;
-    publish(&mut tx, "group.deleted", &group, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "group.deleted", &group, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -202,7 +202,7 @@ async fn set_group(
     }
     users::set_group(&mut tx, &user_id, on.then_some(id.as_str()), now_ms()).await?;
     let user = users::get(&mut tx, &user_id).await?;
-    publish(&mut tx, "user.updated", &user, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "user.updated", &user, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(user))
 }

@@ -14,6 +14,7 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::{ContentType, Report, ReportStatus, SpamFlag};
 use agora_store::forum::threads::Mark;
 use agora_store::forum::{posts, reports as rows, threads, users};
+use agora_store::outbox::Published;
 use agora_store::{Conn, StoreError};
 
 use super::{check_id, found, id_cursor, invalid, prefix, publish, routing};
@@ -102,15 +103,16 @@ async fn spam(
         moderated_by: caller.actor_id().to_owned(),
         at: to_rfc3339(now),
     };
+    let mut published = Published::default();
     if changed {
         let event = if on {
             "content.flagged_spam"
         } else {
             "content.unflagged_spam"
         };
-        publish(&mut tx, event, &flag, Some(&r)).await?;
+        published = publish(&mut tx, &state.store, event, &flag, Some(&r)).await?;
     }
-    state.store.commit(tx).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(flag))
 }
 
@@ -177,8 +179,8 @@ async fn report(
     )
     .await?;
     let report = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "report.created", &report, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "report.created", &report, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(report)))
 }
 
@@ -258,7 +260,7 @@ async fn resolve(
         ));
     }
     let report = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "report.resolved", &report, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "report.resolved", &report, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(report))
 }

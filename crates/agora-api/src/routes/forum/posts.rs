@@ -96,8 +96,15 @@ async fn create(
         ));
     }
     let post = rows::get(&mut tx, &new.id).await?;
-    publish(&mut tx, "post.created", &post, Some(&routing(&thread))).await?;
-    state.store.commit(tx).await?;
+    let published = publish(
+        &mut tx,
+        &state.store,
+        "post.created",
+        &post,
+        Some(&routing(&thread)),
+    )
+    .await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(post)))
 }
 
@@ -169,8 +176,8 @@ async fn update(
     rows::update_body(&mut tx, &id, &body, caller.actor_id(), now_ms()).await?;
     let post = rows::get(&mut tx, &id).await?;
     let r = post_routing(&mut tx, &post).await?;
-    publish(&mut tx, "post.updated", &post, Some(&r)).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "post.updated", &post, Some(&r)).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(post))
 }
 
@@ -185,7 +192,7 @@ async fn remove(
     require_owner(&caller, &post.user.id, "post")?;
     let r = post_routing(&mut tx, &post).await?;
     rows::delete(&mut tx, &id).await?;
-    publish(&mut tx, "post.deleted", &post, Some(&r)).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "post.deleted", &post, Some(&r)).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(StatusCode::NO_CONTENT)
 }

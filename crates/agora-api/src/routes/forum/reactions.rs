@@ -12,6 +12,7 @@ use agora_core::time::now_ms;
 use agora_forum::input;
 use agora_forum::model::Reaction;
 use agora_store::forum::reactions as rows;
+use agora_store::outbox::Published;
 
 use super::posts::{load, post_routing};
 use super::{acting_user, id_cursor, invalid, prefix, publish};
@@ -60,11 +61,12 @@ async fn add(
     let reaction = rows::find(&mut tx, &post.id, &user_id, &kind)
         .await?
         .ok_or_else(|| ApiError::internal("reaction vanished inside its transaction"))?;
+    let mut published = Published::default();
     if added {
         let r = post_routing(&mut tx, &post).await?;
-        publish(&mut tx, "reaction.added", &reaction, Some(&r)).await?;
+        published = publish(&mut tx, &state.store, "reaction.added", &reaction, Some(&r)).await?;
     }
-    state.store.commit(tx).await?;
+    state.store.commit_publishing(tx, published).await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -89,8 +91,15 @@ async fn remove(
         .await?
         .ok_or_else(|| ApiError::not_found("reaction"))?;
     let r = post_routing(&mut tx, &post).await?;
-    publish(&mut tx, "reaction.removed", &reaction, Some(&r)).await?;
-    state.store.commit(tx).await?;
+    let published = publish(
+        &mut tx,
+        &state.store,
+        "reaction.removed",
+        &reaction,
+        Some(&r),
+    )
+    .await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(reaction))
 }
 

@@ -62,8 +62,8 @@ async fn create(
         NAME_TAKEN,
     )?;
     let tag = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "tag.created", &tag, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "tag.created", &tag, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(tag)))
 }
 
@@ -108,8 +108,8 @@ async fn update(
         NAME_TAKEN,
     )?;
     let tag = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "tag.updated", &tag, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "tag.updated", &tag, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(tag))
 }
 
@@ -123,7 +123,7 @@ async fn remove(
     let mut tx = state.store.begin().await?;
     let tag = found(rows::get(&mut tx, &id).await, "tag")?;
     rows::delete(&mut tx, &id).await?;
-    publish(&mut tx, "tag.deleted", &tag, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "tag.deleted", &tag, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(StatusCode::NO_CONTENT)
 }

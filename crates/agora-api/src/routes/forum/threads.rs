@@ -13,6 +13,7 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::{TagRef, Thread};
 use agora_store::forum::threads::{self as rows, Mark, NewThread, ThreadFilter};
 use agora_store::forum::{categories, tags, Cursor};
+use agora_store::outbox::Published;
 use agora_store::{Conn, StoreError};
 
 use super::{
@@ -114,8 +115,15 @@ async fn create(
     rows::insert(&mut tx, &new).await?;
     tags::set_for_thread(&mut tx, &new.id, &thread_tags).await?;
     let thread = rows::get(&mut tx, &new.id).await?;
-    publish(&mut tx, "thread.created", &thread, Some(&routing(&thread))).await?;
-    state.store.commit(tx).await?;
+    let published = publish(
+        &mut tx,
+        &state.store,
+        "thread.created",
+        &thread,
+        Some(&routing(&thread)),
+    )
+    .await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(thread)))
 }
 
@@ -242,8 +250,8 @@ async fn update(
     // Route by the tags before and after, so a filter on a removed tag still hears of it.
     let mut r = routing(&thread);
     r.tags.extend(routing(&before).tags);
-    publish(&mut tx, "thread.updated", &thread, Some(&r)).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "thread.updated", &thread, Some(&r)).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(thread))
 }
 
@@ -258,8 +266,15 @@ async fn remove(
     let thread = found(rows::get(&mut tx, &id).await, "thread")?;
     require_owner(&caller, &thread.user.id, "thread")?;
     rows::delete(&mut tx, &id).await?;
-    publish(&mut tx, "thread.deleted", &thread, Some(&routing(&thread))).await?;
-    state.store.commit(tx).await?;
+    let published = publish(
+        &mut tx,
+        &state.store,
+        "thread.deleted",
+        &thread,
+        Some(&routing(&thread)),
+    )
+    .await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -278,10 +293,18 @@ async fn mark(
     found(rows::get(&mut tx, &id).await, "thread")?;
     let changed = rows::set_mark(&mut tx, &id, mark, on, now_ms()).await?;
     let thread = rows::get(&mut tx, &id).await?;
+    let mut published = Published::default();
     if changed {
-        publish(&mut tx, event, &thread, Some(&routing(&thread))).await?;
+        published = publish(
+            &mut tx,
+            &state.store,
+            event,
+            &thread,
+            Some(&routing(&thread)),
+        )
+        .await?;
     }
-    state.store.commit(tx).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(thread))
 }
 
@@ -336,10 +359,18 @@ async fn move_thread(
     existing_category(&mut tx, &input.category_id).await?;
     let moved = rows::move_to(&mut tx, &id, &input.category_id, now_ms()).await?;
     let thread = rows::get(&mut tx, &id).await?;
+    let mut published = Published::default();
     if moved {
-        publish(&mut tx, "thread.moved", &thread, Some(&routing(&thread))).await?;
+        published = publish(
+            &mut tx,
+            &state.store,
+            "thread.moved",
+            &thread,
+            Some(&routing(&thread)),
+        )
+        .await?;
     }
-    state.store.commit(tx).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(thread))
 }
 

@@ -16,6 +16,7 @@ use agora_forum::model::User;
 use agora_forum::password;
 use agora_forum::roles::Role;
 use agora_store::forum::{follows, presence, users as rows};
+use agora_store::outbox::Published;
 
 use super::{acting_user, check_id, found, id_cursor, invalid, prefix, publish};
 use crate::error::{ApiError, ApiResult};
@@ -123,8 +124,8 @@ async fn register(
         "that username or email is already registered",
     )?;
     let user = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "user.registered", &user, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "user.registered", &user, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok((StatusCode::CREATED, axum::Json(shown(&caller, user))))
 }
 
@@ -244,8 +245,8 @@ async fn update(
         rows::set_password(&mut tx, &id, &hash, now).await?;
     }
     let user = rows::get(&mut tx, &id).await?;
-    publish(&mut tx, "user.updated", &user, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "user.updated", &user, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(shown(&caller, user)))
 }
 
@@ -264,8 +265,8 @@ async fn remove(
     let mut tx = state.store.begin().await?;
     let user = found(rows::get(&mut tx, &id).await, "user")?;
     rows::delete(&mut tx, &id, now_ms()).await?;
-    publish(&mut tx, "user.deleted", &user, None).await?;
-    state.store.commit(tx).await?;
+    let published = publish(&mut tx, &state.store, "user.deleted", &user, None).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -317,18 +318,19 @@ async fn change_follow(
     if on {
         let changed = follows::follow(&mut tx, &follower, &id, now).await?;
         let view = follows::view(&mut tx, &follower, &id, now).await?;
+        let mut published = Published::default();
         if changed {
-            publish(&mut tx, "user.followed", &view, None).await?;
+            published = publish(&mut tx, &state.store, "user.followed", &view, None).await?;
         }
-        state.store.commit(tx).await?;
+        state.store.commit_publishing(tx, published).await?;
         Ok(axum::Json(view))
     } else {
         let view = follows::view(&mut tx, &follower, &id, now).await?;
         if !follows::unfollow(&mut tx, &follower, &id).await? {
             return Err(ApiError::not_found("follow"));
         }
-        publish(&mut tx, "user.unfollowed", &view, None).await?;
-        state.store.commit(tx).await?;
+        let published = publish(&mut tx, &state.store, "user.unfollowed", &view, None).await?;
+        state.store.commit_publishing(tx, published).await?;
         Ok(axum::Json(view))
     }
 }
@@ -426,9 +428,10 @@ async fn heartbeat(
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     let user = rows::get(&mut tx, &user_id).await?;
+    let mut published = Published::default();
     if came_online {
-        publish(&mut tx, "user.online", &user, None).await?;
+        published = publish(&mut tx, &state.store, "user.online", &user, None).await?;
     }
-    state.store.commit(tx).await?;
+    state.store.commit_publishing(tx, published).await?;
     Ok(axum::Json(shown(&caller, user)))
 }
