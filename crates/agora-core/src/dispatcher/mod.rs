@@ -2,10 +2,14 @@
 //!
 //! ```text
 //!   commit ──wake──▶ claim loop ──▶ batch load ──▶ send task (per-webhook permit) ──▶ recorder ──▶ queue
-//!                    ▲   (poll fallback)                                                   (batched)
+//!     │              ▲   (poll fallback)  ▲                                                (batched)
+//!     └──hand-off────┼────────────────────┘
 //!                    └──────────────────────── capacity freed ◀─────────────────────────────┘
 //! ```
 //!
+//! - Deliveries the store wrote already leased to this node, because it had room for them,
+//!   are handed over after their commit and join at the batch load without a claim
+//!   ([`Handoff`]).
 //! - The claim loop leases due deliveries in batches and hands each batch to a task that loads
 //!   its bodies and webhook settings, so claiming goes on meanwhile. A webhook that already holds
 //!   [`DispatcherConfig::max_queued_per_webhook`] deliveries in memory is skipped by the claim,
