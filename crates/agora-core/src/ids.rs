@@ -4,6 +4,8 @@
 //! engineer reading a log) what kind of thing it names, and the ULID sorts by creation time,
 //! which keeps B-tree inserts append-only and makes ids usable as pagination cursors.
 
+use std::sync::Mutex;
+
 /// Prefix of event ids, the `id` of every delivered body.
 pub const EVENT: &str = "evt";
 /// Prefix of delivery ids, which are also the Standard Webhooks `webhook-id`.
@@ -15,9 +17,18 @@ pub const ATTEMPT: &str = "att";
 /// Prefix of API key ids.
 pub const API_KEY: &str = "key";
 
-/// A new id with the given prefix, unique and increasing with time.
+/// A new id with the given prefix, unique and increasing: within one process every id is
+/// greater than the one made before it, even in the same millisecond, so that deliveries
+/// queued one after another can be read back in that order by id (the store relies on this).
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", ulid::Ulid::new())
+    static IDS: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let next = IDS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .generate()
+        // 2^80 ids in one millisecond; a fresh id is then still unique.
+        .unwrap_or_else(|_| ulid::Ulid::new());
+    format!("{prefix}_{next}")
 }
 
 /// The smallest id of this prefix that can be made at or after `unix_ms`: since ids sort by
@@ -45,6 +56,12 @@ pub fn has_prefix(id: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_one_after_another_increase_even_within_a_millisecond() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id(DELIVERY)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn ids_carry_their_prefix_and_sort_by_time() {
