@@ -26,6 +26,7 @@ use agora_core::time::{now_ms, to_rfc3339};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::parked::Cursor;
 use crate::webhooks::close_queued;
 use crate::{placeholders, Backend, Params, Store, StoreError, Tx};
 
@@ -527,6 +528,62 @@ fn skipping(first: usize, webhooks: &[String]) -> String {
     )
 }
 
+/// One parked delivery read back, as its JSON array: id, event, event type, attempts and
+/// attempt base.
+#[derive(serde::Deserialize)]
+struct ParkedRow(String, String, String, i64, i64);
+
+impl Store {
+    /// Reads back up to `room` parked deliveries (see [`crate::parked`]) of the webhooks not
+    /// in `skip`, a share each, oldest first, writing nothing. The reads and the register's
+    /// moves happen inside one transaction on the write connection, so no publish can park a
+    /// delivery between a read and the move it causes.
+    async fn read_parked(
+        &self,
+        skip: &[String],
+        room: usize,
+    ) -> Result<Vec<LeasedDelivery>, StoreError> {
+        let parked = &self.leasing.parked;
+        let readable = parked.readable(skip);
+        if readable.is_empty() {
+            return Ok(Vec::new());
+        }
+        let share = room.div_ceil(readable.len());
+        let mut tx = self.begin_bookkeeping().await?;
+        let mut read = Vec::new();
+        for (webhook_id, cursor) in readable {
+            let (bound, from) = match cursor {
+                Cursor::From(id) => (">=", id),
+                Cursor::After(id) => (">", id),
+            };
+            let sql = format!(
+                "SELECT json_group_array(json_array(id, event_id, event_type, attempts, attempt_base)) \
+                 AS parked FROM (SELECT id, event_id, event_type, attempts, attempt_base FROM deliveries \
+                 WHERE webhook_id = $1 AND id {bound} $2 AND status = 'in_flight' AND lease_owner IS NULL \
+                 ORDER BY id LIMIT $3)"
+            );
+            let rows: String = sqlx::query(&sql)
+                .bind(webhook_id.clone())
+                .bind(from)
+                .bind(share as i64)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("parked")?;
+            let rows: Vec<ParkedRow> = serde_json::from_str(&rows)
+                .map_err(|e| StoreError::Internal(format!("unreadable parked deliveries: {e}")))?;
+            let last = rows.iter().map(|r| r.0.clone()).max();
+            parked.advance(&webhook_id, last, rows.len() < share);
+            read.extend(rows.into_iter().map(
+                |ParkedRow(id, event_id, event_type, attempts, base)| {
+                    leased(id, webhook_id.clone(), event_id, event_type, attempts, base)
+                },
+            ));
+        }
+        tx.commit().await?;
+        Ok(read)
+    }
+}
+
 /// One row chosen by a SQLite claim, as its JSON array: rowid, id, webhook, event, event type,
 /// attempts and attempt base before the claim.
 #[derive(serde::Deserialize)]
@@ -569,7 +626,14 @@ impl DeliveryQueue for Store {
         let leased = self
             .on_writer(async move {
                 match store.backend {
-                    Backend::Sqlite => store.claim_on_sqlite(&request).await,
+                    Backend::Sqlite => {
+                        let mut leased = store.claim_on_sqlite(&request).await?;
+                        let room = request.limit.saturating_sub(leased.len());
+                        if room > 0 {
+                            leased.extend(store.read_parked(&request.skip_webhooks, room).await?);
+                        }
+                        Ok(leased)
+                    }
                     Backend::Postgres => store.claim_on_postgres(&request).await,
                 }
             })
@@ -609,7 +673,8 @@ impl DeliveryQueue for Store {
         sqlx::query(
             "UPDATE deliveries SET attempts = attempts - 1, \
              status = CASE WHEN attempts - 1 = 0 THEN 'pending' ELSE 'failed' END, \
-             due_at = $1, lease_owner = NULL WHERE lease_owner = $2 AND status = 'in_flight'",
+             due_at = $1, lease_owner = NULL \
+             WHERE (lease_owner = $2 OR lease_owner IS NULL) AND status = 'in_flight'",
         )
         .bind(now_ms())
         .bind(node)

@@ -7,9 +7,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use agora_core::event::Event;
 
-use crate::outbox::{Routing, Subscribers};
+use crate::outbox::{Leasing, Routing, Subscribers};
 use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreError};
-use agora_core::dispatcher::{Handoff, Waker};
+use agora_core::dispatcher::Waker;
 use sqlx::AnyPool;
 
 /// Publishes joined into one transaction at most.
@@ -31,14 +31,14 @@ pub(crate) fn start(
     write: AnyPool,
     backend: Backend,
     waker: Waker,
-    handoff: Handoff,
+    leasing: Leasing,
     runtime: &Handle,
 ) -> Jobs {
     let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_GROUP);
     runtime.spawn(async move {
         let mut group = Vec::with_capacity(MAX_GROUP);
         while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-            let outcome = commit_group(&write, backend, &waker, &handoff, &group).await;
+            let outcome = commit_group(&write, backend, &waker, &leasing, &group).await;
             for (job, result) in group.drain(..).zip(outcome) {
                 let _ = job.reply.send(result);
             }
@@ -52,7 +52,7 @@ async fn commit_group(
     write: &AnyPool,
     backend: Backend,
     waker: &Waker,
-    handoff: &Handoff,
+    leasing: &Leasing,
     group: &[Job],
 ) -> Vec<Result<usize, StoreError>> {
     let attempt = async {
@@ -63,10 +63,10 @@ async fn commit_group(
             .collect();
         let published = Subscribers::load(&mut tx)
             .await?
-            .publish_many(&mut tx, &events, Some(handoff))
+            .publish_many(&mut tx, &events, Some(leasing))
             .await?;
         commit_notifying(tx, backend, waker).await?;
-        handoff.hand(published.handed);
+        leasing.handoff.hand(published.handed);
         Ok::<_, StoreError>(published.counts)
     };
     match attempt.await {

@@ -26,6 +26,7 @@ pub mod forum;
 mod group_commit;
 pub mod keys;
 pub mod outbox;
+mod parked;
 pub mod retention;
 pub mod secretbox;
 pub mod webhooks;
@@ -133,8 +134,9 @@ pub struct Store {
     secrets: Option<secretbox::SecretBox>,
     /// SQLite: the thread the dispatcher's and the publishers' write transactions run on.
     writer: Option<writer::WriterThread>,
-    /// Where deliveries written leased to this node's dispatcher are handed over.
-    handoff: Handoff,
+    /// How publishes write deliveries leased to this node: the hand-off to its dispatcher,
+    /// and on SQLite the register of parked deliveries.
+    leasing: outbox::Leasing,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -157,7 +159,7 @@ impl Store {
         };
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
-        let handoff = Handoff::default();
+        let leasing = outbox::Leasing::new(Handoff::default());
         let store = match backend {
             Backend::Sqlite => {
                 let write =
@@ -172,7 +174,7 @@ impl Store {
                         write.clone(),
                         backend,
                         waker.clone(),
-                        handoff.clone(),
+                        leasing.clone(),
                         &writer.handle(),
                     ),
                     known_types: Arc::default(),
@@ -184,7 +186,7 @@ impl Store {
                     background: Some(Arc::new(tokio::spawn(checkpoint_wal(checkpointer)))),
                     secrets: None,
                     writer: Some(writer),
-                    handoff,
+                    leasing,
                 }
             }
             Backend::Postgres => {
@@ -202,7 +204,7 @@ impl Store {
                         pool.clone(),
                         backend,
                         waker.clone(),
-                        handoff.clone(),
+                        leasing.clone(),
                         &tokio::runtime::Handle::current(),
                     ),
                     known_types: Arc::default(),
@@ -214,7 +216,7 @@ impl Store {
                     background,
                     secrets: None,
                     writer: None,
-                    handoff,
+                    leasing,
                 }
             }
         };
@@ -307,7 +309,7 @@ impl Store {
     /// The hand-off a dispatcher of this node takes new deliveries from without claiming them
     /// (see [`Dispatcher::with_handoff`](agora_core::dispatcher::Dispatcher::with_handoff)).
     pub fn handoff(&self) -> Handoff {
-        self.handoff.clone()
+        self.leasing.handoff.clone()
     }
 
     /// Commits a transaction that may have queued deliveries, then wakes the dispatcher. On

@@ -9,7 +9,10 @@ use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
 use sqlx::Row;
 
+use std::sync::Arc;
+
 use crate::deliveries::leased;
+use crate::parked::Parked;
 use crate::webhooks::{Webhook, WebhookFilter};
 use crate::{Backend, Params, Store, StoreError, Tx};
 
@@ -87,14 +90,15 @@ impl Subscribers {
         Ok(published.counts[0])
     }
 
-    /// Records many events and their deliveries with a few multi-row statements. With a
-    /// `handoff`, the deliveries the dispatcher has room for are written leased to it, and the
-    /// caller hands them over once the transaction has committed.
+    /// Records many events and their deliveries with a few multi-row statements. With
+    /// `leasing`, the deliveries this node's dispatcher has room for are written leased to it,
+    /// and the caller hands them over once the transaction has committed; on SQLite the others
+    /// are parked (see [`crate::parked`]) rather than left to a claim.
     pub async fn publish_many(
         &self,
         tx: &mut Tx,
         events: &[(&Event, Option<&Routing>)],
-        handoff: Option<&Handoff>,
+        leasing: Option<&Leasing>,
     ) -> Result<Published, StoreError> {
         let all: Vec<&Event> = events.iter().map(|(e, _)| *e).collect();
         insert_events(tx, &all).await?;
@@ -110,17 +114,17 @@ impl Subscribers {
             );
             counts.push(rows.len() - before);
         }
-        // Without a connected dispatcher there is no lease to write and nothing is reserved.
-        let connected = handoff.and_then(|h| Some((h, h.lease()?)));
-        let reservations: Vec<Option<Reservation>> = rows
+        let ids: Vec<String> = rows.iter().map(|_| new_id(DELIVERY)).collect();
+        let backend = Backend::of(tx);
+        let (births, reservations): (Vec<Birth>, Vec<Option<Reservation>>) = rows
             .iter()
-            .map(|(_, webhook_id)| connected.and_then(|(h, _)| h.reserve(webhook_id)))
-            .collect();
-        let leases: Vec<_> = reservations
-            .iter()
-            .map(|r| r.as_ref().and(connected.map(|(_, lease)| lease)))
-            .collect();
-        let ids = queue(tx, &rows, &leases).await?;
+            .zip(&ids)
+            .map(|((_, webhook_id), id)| match leasing {
+                Some(leasing) => leasing.birth(backend, webhook_id, id),
+                None => (Birth::Pending, None),
+            })
+            .unzip();
+        queue(tx, &ids, &rows, &births).await?;
         let handed = reservations
             .into_iter()
             .zip(ids)
@@ -139,6 +143,56 @@ impl Subscribers {
             .collect();
         Ok(Published { counts, handed })
     }
+}
+
+/// How a publish writes the deliveries it may lease at birth: through the hand-off to this
+/// node's dispatcher and, on SQLite, the register of parked deliveries. Cheap to clone.
+#[derive(Clone)]
+pub struct Leasing {
+    pub(crate) handoff: Handoff,
+    pub(crate) parked: Arc<Parked>,
+}
+
+impl Leasing {
+    pub(crate) fn new(handoff: Handoff) -> Self {
+        Self {
+            handoff,
+            parked: Arc::default(),
+        }
+    }
+
+    /// How the delivery `id` of `webhook_id` is written, with its place in the dispatcher
+    /// when it is handed over. Without a connected dispatcher everything is pending, as
+    /// nothing could take a lease.
+    fn birth(&self, backend: Backend, webhook_id: &str, id: &str) -> (Birth, Option<Reservation>) {
+        let Some((node, until)) = self.handoff.lease() else {
+            return (Birth::Pending, None);
+        };
+        let parking = backend == Backend::Sqlite;
+        if parking && self.parked.holds(webhook_id) {
+            self.parked.park(webhook_id, id);
+            return (Birth::Parked, None);
+        }
+        if let Some(reservation) = self.handoff.reserve(webhook_id) {
+            return (Birth::Leased(node.to_owned(), until), Some(reservation));
+        }
+        if parking {
+            self.parked.park(webhook_id, id);
+            return (Birth::Parked, None);
+        }
+        (Birth::Pending, None)
+    }
+}
+
+/// How a new delivery row is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Birth {
+    /// Pending and due now, for a claim.
+    Pending,
+    /// Leased to this node until then (unix ms), for its first attempt.
+    Leased(String, i64),
+    /// In flight with no lease owner, for a read of parked deliveries (SQLite).
+    Parked,
 }
 
 /// What [`Subscribers::publish_many`] queued.
@@ -163,17 +217,18 @@ pub async fn publish(
         .await
 }
 
-/// As [`publish`], writing the deliveries this node's dispatcher has room for leased to it:
-/// commit with [`Store::commit_publishing`], which hands them over.
+/// As [`publish`], writing the deliveries this node's dispatcher has room for leased to it
+/// (and on SQLite parking the others): commit with [`Store::commit_publishing`], which hands
+/// them over.
 pub async fn publish_handing(
     tx: &mut Tx,
     event: &Event,
     routing: Option<&Routing>,
-    handoff: &Handoff,
+    store: &Store,
 ) -> Result<Published, StoreError> {
     Subscribers::load(tx)
         .await?
-        .publish_many(tx, &[(event, routing)], Some(handoff))
+        .publish_many(tx, &[(event, routing)], Some(&store.leasing))
         .await
 }
 
@@ -186,8 +241,16 @@ pub async fn publish_leased(
     lease: (&str, i64),
 ) -> Result<String, StoreError> {
     insert_events(tx, &[event]).await?;
-    let mut ids = queue(tx, &[(event, webhook_id)], &[Some(lease)]).await?;
-    Ok(ids.remove(0))
+    let id = new_id(DELIVERY);
+    let birth = Birth::Leased(lease.0.to_owned(), lease.1);
+    queue(
+        tx,
+        std::slice::from_ref(&id),
+        &[(event, webhook_id)],
+        &[birth],
+    )
+    .await?;
+    Ok(id)
 }
 
 impl Store {
@@ -196,7 +259,7 @@ impl Store {
     /// places back).
     pub async fn commit_publishing(&self, tx: Tx, published: Published) -> Result<(), StoreError> {
         self.commit(tx).await?;
-        self.handoff.hand(published.handed);
+        self.leasing.handoff.hand(published.handed);
         Ok(())
     }
 
@@ -212,7 +275,7 @@ impl Store {
             let pairs: Vec<_> = events.iter().map(|e| (e, None)).collect();
             let published = Subscribers::load(&mut tx)
                 .await?
-                .publish_many(&mut tx, &pairs, Some(&store.handoff))
+                .publish_many(&mut tx, &pairs, Some(&store.leasing))
                 .await?;
             let counts = published.counts.clone();
             store.commit_publishing(tx, published).await?;
@@ -299,22 +362,21 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Inserts one delivery per (event, webhook) pair, [`INSERT_CHUNK`] to a statement: pending and
-/// due now, or leased to `leases[i]` (a node and the lease's expiry) for its first attempt.
-/// Returns the delivery ids in order.
+/// Inserts the deliveries `ids` of these (event, webhook) pairs, [`INSERT_CHUNK`] to a
+/// statement, each as its [`Birth`] says.
 async fn queue(
     tx: &mut Tx,
+    ids: &[String],
     pairs: &[(&Event, &str)],
-    leases: &[Option<(&str, i64)>],
-) -> Result<Vec<String>, StoreError> {
+    births: &[Birth],
+) -> Result<(), StoreError> {
     const COLS: usize = 10;
     let now = now_ms();
     let backend = Backend::of(tx);
-    let ids: Vec<String> = pairs.iter().map(|_| new_id(DELIVERY)).collect();
-    for ((chunk_ids, chunk_pairs), chunk_leases) in ids
+    for ((chunk_ids, chunk_pairs), chunk_births) in ids
         .chunks(INSERT_CHUNK)
         .zip(pairs.chunks(INSERT_CHUNK))
-        .zip(leases.chunks(INSERT_CHUNK))
+        .zip(births.chunks(INSERT_CHUNK))
     {
         let mut params = Params::for_tx(tx);
         let rows = (0..chunk_ids.len())
@@ -325,12 +387,18 @@ async fn queue(
             "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}"
         );
         let mut q = sqlx::query(&sql);
-        for ((id, (event, webhook_id)), lease) in
-            chunk_ids.iter().zip(chunk_pairs).zip(chunk_leases)
+        for ((id, (event, webhook_id)), birth) in
+            chunk_ids.iter().zip(chunk_pairs).zip(chunk_births)
         {
-            let (status, owner, due, attempts) = match lease {
-                Some((node, until)) => ("in_flight", Some(*node), backend.lease_due_at(*until), 1),
-                None => ("pending", None, Some(now), 0),
+            let (status, owner, due, attempts) = match birth {
+                Birth::Pending => ("pending", None, Some(now), 0),
+                Birth::Leased(node, until) => (
+                    "in_flight",
+                    Some(node.clone()),
+                    backend.lease_due_at(*until),
+                    1,
+                ),
+                Birth::Parked => ("in_flight", None, None, 1),
             };
             q = q
                 .bind(id.clone())
@@ -339,14 +407,14 @@ async fn queue(
                 .bind(event.event_type.as_str().to_owned())
                 .bind(status)
                 .bind(due)
-                .bind(owner.map(str::to_owned))
+                .bind(owner)
                 .bind(attempts)
                 .bind(now)
                 .bind(now);
         }
         q.execute(&mut **tx).await?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub(crate) async fn publish(
     routing: Option<&Routing>,
 ) -> ApiResult<Published> {
     let event = agora_forum::catalog::event(name, resource);
-    Ok(outbox::publish_handing(tx, &event, routing, &store.handoff()).await?)
+    Ok(outbox::publish_handing(tx, &event, routing, store).await?)
 }
 
 /// Where a thread's events happen, for webhook filters: its category, and its tags by id and
