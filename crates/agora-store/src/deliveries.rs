@@ -535,7 +535,8 @@ struct ParkedRow(String, String, String, i64, i64);
 
 impl Store {
     /// Reads back up to `room` parked deliveries (see [`crate::parked`]) of the webhooks not
-    /// in `skip`, a share each, oldest first, writing nothing. The reads and the register's
+    /// in `skip`, an equal share each (the last ones may get less), oldest first, writing
+    /// nothing. The reads and the register's
     /// moves happen inside one transaction on the write connection, so no publish can park a
     /// delivery between a read and the move it causes.
     async fn read_parked(
@@ -552,6 +553,10 @@ impl Store {
         let mut tx = self.begin_bookkeeping().await?;
         let mut read = Vec::new();
         for (webhook_id, cursor) in readable {
+            let ask = share.min(room - read.len());
+            if ask == 0 {
+                break;
+            }
             let (bound, from) = match cursor {
                 Cursor::From(id) => (">=", id),
                 Cursor::After(id) => (">", id),
@@ -565,14 +570,14 @@ impl Store {
             let rows: String = sqlx::query(&sql)
                 .bind(webhook_id.clone())
                 .bind(from)
-                .bind(share as i64)
+                .bind(ask as i64)
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("parked")?;
             let rows: Vec<ParkedRow> = serde_json::from_str(&rows)
                 .map_err(|e| StoreError::Internal(format!("unreadable parked deliveries: {e}")))?;
             let last = rows.iter().map(|r| r.0.clone()).max();
-            parked.advance(&webhook_id, last, rows.len() < share);
+            parked.advance(&webhook_id, last, rows.len() < ask);
             read.extend(rows.into_iter().map(
                 |ParkedRow(id, event_id, event_type, attempts, base)| {
                     leased(id, webhook_id.clone(), event_id, event_type, attempts, base)
@@ -670,17 +675,23 @@ impl DeliveryQueue for Store {
 
     async fn release_leases(&self, node: &str) -> Result<(), QueueError> {
         // Only deliveries never sent are still leased here: attempts made were recorded first.
-        sqlx::query(
+        let held = match self.backend {
+            // Parked deliveries are in flight with no owner; only this node writes any.
+            Backend::Sqlite => "(lease_owner = $2 OR lease_owner IS NULL)",
+            // Left to the partial lease index, which holds no unowned row.
+            Backend::Postgres => "lease_owner = $2",
+        };
+        let sql = format!(
             "UPDATE deliveries SET attempts = attempts - 1, \
              status = CASE WHEN attempts - 1 = 0 THEN 'pending' ELSE 'failed' END, \
-             due_at = $1, lease_owner = NULL \
-             WHERE (lease_owner = $2 OR lease_owner IS NULL) AND status = 'in_flight'",
-        )
-        .bind(now_ms())
-        .bind(node)
-        .execute(&self.write)
-        .await
-        .map_err(StoreError::from)?;
+             due_at = $1, lease_owner = NULL WHERE {held} AND status = 'in_flight'"
+        );
+        sqlx::query(&sql)
+            .bind(now_ms())
+            .bind(node)
+            .execute(&self.write)
+            .await
+            .map_err(StoreError::from)?;
         Ok(())
     }
 }
