@@ -226,10 +226,16 @@ impl Store {
     }
 
     /// Gives back every lease, whoever holds it. Only for a single-process database (SQLite)
-    /// at start-up, where no other node can be holding one.
+    /// at start-up, where no other node can be holding one. A leased delivery's attempt may
+    /// have reached its receiver before the crash, so it counts as made; a parked one (no
+    /// owner, always at its first attempt) was almost always never read back, so it is
+    /// pending again with its attempt number given back, not a failure that spent a retry.
+    /// (Every `SET` expression reads the row as it was.)
     pub async fn release_all_leases(&self) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, \
+            "UPDATE deliveries SET \
+             attempts = CASE WHEN lease_owner IS NULL THEN attempts - 1 ELSE attempts END, \
+             status = CASE WHEN lease_owner IS NULL OR attempts = 0 THEN 'pending' ELSE 'failed' END, \
              due_at = $1, lease_owner = NULL WHERE status = 'in_flight'",
         )
         .bind(now_ms())

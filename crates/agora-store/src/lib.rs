@@ -572,6 +572,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn start_up_gives_parked_deliveries_back_unspent_and_leased_ones_as_attempted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        for (id, owner) in [("msg_parked", None), ("msg_leased", Some("node_a"))] {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, lease_owner, \
+                 attempts, created_at, updated_at) VALUES ($1, 'evt_1', 'wh_1', 't.x', 'in_flight', $2, 1, 0, 0)",
+            )
+            .bind(id)
+            .bind(owner)
+            .execute(&store.write)
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.release_all_leases().await.unwrap(), 2);
+        let rows = sqlx::query("SELECT id, status, attempts FROM deliveries ORDER BY id")
+            .fetch_all(&store.write)
+            .await
+            .unwrap();
+        let state: Vec<(String, String, i64)> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        assert_eq!(
+            state,
+            vec![
+                ("msg_leased".to_owned(), "failed".to_owned(), 1),
+                ("msg_parked".to_owned(), "pending".to_owned(), 0),
+            ]
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn acknowledged_writes_are_durable_and_bookkeeping_is_relaxed() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(dir.path()).await;
