@@ -542,9 +542,10 @@ struct ParkedRow(String, String, String, i64, i64);
 impl Store {
     /// Reads back up to `room` parked deliveries (see [`crate::parked`]) of the webhooks not
     /// in `skip`, an equal share each (the last ones may get less), oldest first, writing
-    /// nothing. The reads and the register's
-    /// moves happen inside one transaction on the write connection, so no publish can park a
-    /// delivery between a read and the move it causes.
+    /// nothing. The single write connection is held from the first read to the last move of
+    /// the register, so no publish can park a delivery between a read and the move it causes.
+    /// A read that fails after others succeeded ends the round with what was read, whose
+    /// cursors have moved: failing the whole claim would drop rows already moved past.
     async fn read_parked(
         &self,
         skip: &[String],
@@ -556,32 +557,21 @@ impl Store {
             return Ok(Vec::new());
         }
         let share = room.div_ceil(readable.len());
-        let mut tx = self.begin_bookkeeping().await?;
+        let mut conn = self.write.acquire().await?;
         let mut read = Vec::new();
         for (webhook_id, cursor) in readable {
             let ask = share.min(room - read.len());
             if ask == 0 {
                 break;
             }
-            let (bound, from) = match cursor {
-                Cursor::From(id) => (">=", id),
-                Cursor::After(id) => (">", id),
+            let rows = match parked_rows(&mut conn, &webhook_id, cursor, ask).await {
+                Ok(rows) => rows,
+                Err(e) if read.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to read parked deliveries; keeping those read");
+                    break;
+                }
             };
-            let sql = format!(
-                "SELECT json_group_array(json_array(id, event_id, event_type, attempts, attempt_base)) \
-                 AS parked FROM (SELECT id, event_id, event_type, attempts, attempt_base FROM deliveries \
-                 WHERE webhook_id = $1 AND id {bound} $2 AND status = 'in_flight' AND lease_owner IS NULL \
-                 ORDER BY id LIMIT $3)"
-            );
-            let rows: String = sqlx::query(&sql)
-                .bind(webhook_id.clone())
-                .bind(from)
-                .bind(ask as i64)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("parked")?;
-            let rows: Vec<ParkedRow> = serde_json::from_str(&rows)
-                .map_err(|e| StoreError::Internal(format!("unreadable parked deliveries: {e}")))?;
             let last = rows.iter().map(|r| r.0.clone()).max();
             parked.advance(&webhook_id, last, rows.len() < ask);
             read.extend(rows.into_iter().map(
@@ -590,9 +580,36 @@ impl Store {
                 },
             ));
         }
-        tx.commit().await?;
         Ok(read)
     }
+}
+
+/// Up to `ask` parked deliveries of `webhook_id` from `cursor` on, in id order, as one JSON row.
+async fn parked_rows(
+    conn: &mut sqlx::AnyConnection,
+    webhook_id: &str,
+    cursor: Cursor,
+    ask: usize,
+) -> Result<Vec<ParkedRow>, StoreError> {
+    let (bound, from) = match cursor {
+        Cursor::From(id) => (">=", id),
+        Cursor::After(id) => (">", id),
+    };
+    let sql = format!(
+        "SELECT json_group_array(json_array(id, event_id, event_type, attempts, attempt_base)) \
+         AS parked FROM (SELECT id, event_id, event_type, attempts, attempt_base FROM deliveries \
+         WHERE webhook_id = $1 AND id {bound} $2 AND status = 'in_flight' AND lease_owner IS NULL \
+         ORDER BY id LIMIT $3)"
+    );
+    let rows: String = sqlx::query(&sql)
+        .bind(webhook_id.to_owned())
+        .bind(from)
+        .bind(ask as i64)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("parked")?;
+    serde_json::from_str(&rows)
+        .map_err(|e| StoreError::Internal(format!("unreadable parked deliveries: {e}")))
 }
 
 /// One row chosen by a SQLite claim, as its JSON array: rowid, id, webhook, event, event type,
