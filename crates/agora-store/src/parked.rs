@@ -12,10 +12,11 @@
 //! Two rules keep a read from returning a delivery twice or missing one:
 //! - while a webhook has parked deliveries, its new deliveries are parked too (never handed
 //!   over), so every in-flight row after its cursor is parked;
-//! - the register is read and changed only by statements on the single write connection
-//!   (publishes decide inside their transaction, claims read inside theirs), so a read sees
-//!   every parked row a finished publish wrote and none is being written meanwhile. A publish
-//!   that rolls back leaves a cursor at an id that never existed, which reads the same.
+//! - the register is read and changed only while the single write connection is held
+//!   (publishes decide inside their transaction, claims hold it across their reads), so a
+//!   read sees every parked row a finished publish wrote and none is being written meanwhile.
+//!   A publish that rolls back leaves a cursor at an id that never existed, which reads the
+//!   same.
 //!
 //! A webhook leaves the register when a read finds fewer rows than it asked for. A crash or a
 //! shutdown gives parked deliveries back as it gives back any lease.
