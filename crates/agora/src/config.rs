@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use agora_core::dispatcher::SenderConfig;
 use agora_core::retry::{parse_duration, RetryPolicy, RetrySchedule};
 use agora_core::target::TargetPolicy;
 
@@ -226,6 +227,16 @@ impl Config {
             auto_disable_failures: self.auto_disable_failures.max(1),
             auto_disable_after: self.auto_disable_after.0,
             pool_size: self.database_pool_size,
+        }
+    }
+
+    /// What the dispatcher's sender is built from: the serving node's and the benchmark's
+    /// sender must be the same one.
+    pub fn sender_config(&self) -> SenderConfig {
+        SenderConfig {
+            forum_name: self.forum_name(),
+            targets: self.target_policy(),
+            retry: self.retry_policy(),
         }
     }
 

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use agora_api::AppState;
-use agora_core::dispatcher::{Dispatcher, DispatcherConfig, Sender, SenderConfig, Waker};
+use agora_core::dispatcher::{Dispatcher, DispatcherConfig, Sender, Waker};
 use agora_store::{Backend, Store};
 
 pub use config::Config;
@@ -109,12 +109,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     }
     let bootstrap_admin_key = bootstrap_admin_key(&store, &config).await?;
 
-    let sender = Sender::new(SenderConfig {
-        forum_name: config.forum_name(),
-        targets: config.target_policy(),
-        retry: config.retry_policy(),
-    })
-    .context("failed to build the HTTP client")?;
+    let sender = Sender::new(config.sender_config()).context("failed to build the HTTP client")?;
     let dispatcher_config = DispatcherConfig {
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
         poll_interval: config.poll_interval.0,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora_core::dispatcher::{ClaimedDelivery, Sender, SenderConfig};
+use agora_core::dispatcher::{ClaimedDelivery, Sender};
 use agora_core::format::Format;
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::signing::WebhookSecret;
@@ -209,12 +209,7 @@ async fn ceiling(
 /// user agent), made by the dispatcher's own sender: the receiver parses each of them, and
 /// allocates each name outside HTTP's standard set, work the plain ceiling never asks of it.
 fn delivery_headers(receiver: &BenchReceiver) -> anyhow::Result<HeaderMap> {
-    let config = bench_config(PathBuf::new());
-    let sender = Sender::new(SenderConfig {
-        forum_name: config.forum_name(),
-        targets: config.target_policy(),
-        retry: config.retry_policy(),
-    })?;
+    let sender = Sender::new(bench_config(PathBuf::new()).sender_config())?;
     let delivery = ClaimedDelivery {
         id: new_id(DELIVERY),
         event_id: "evt_x".to_owned(),
