@@ -116,7 +116,7 @@ impl Subscribers {
         }
         let ids: Vec<String> = rows.iter().map(|_| new_id(DELIVERY)).collect();
         let backend = Backend::of(tx);
-        let (births, reservations): (Vec<Birth>, Vec<Option<Reservation>>) = rows
+        let (births, reservations): (Vec<Birth<'_>>, Vec<Option<Reservation>>) = rows
             .iter()
             .zip(&ids)
             .map(|((_, webhook_id), id)| match leasing {
@@ -130,6 +130,7 @@ impl Subscribers {
             .zip(ids)
             .zip(&rows)
             .filter_map(|((reservation, id), (event, webhook_id))| {
+                let reservation = reservation?;
                 let delivery = leased(
                     id,
                     webhook_id.to_string(),
@@ -138,7 +139,7 @@ impl Subscribers {
                     1,
                     0,
                 );
-                Some((delivery, reservation?))
+                Some((delivery, reservation))
             })
             .collect();
         Ok(Published { counts, handed })
@@ -164,17 +165,21 @@ impl Leasing {
     /// How the delivery `id` of `webhook_id` is written, with its place in the dispatcher
     /// when it is handed over. Without a connected dispatcher everything is pending, as
     /// nothing could take a lease.
-    fn birth(&self, backend: Backend, webhook_id: &str, id: &str) -> (Birth, Option<Reservation>) {
+    fn birth(
+        &self,
+        backend: Backend,
+        webhook_id: &str,
+        id: &str,
+    ) -> (Birth<'_>, Option<Reservation>) {
         let Some((node, until)) = self.handoff.lease() else {
             return (Birth::Pending, None);
         };
         let parking = backend == Backend::Sqlite;
-        if parking && self.parked.holds(webhook_id) {
-            self.parked.park(webhook_id, id);
-            return (Birth::Parked, None);
-        }
-        if let Some(reservation) = self.handoff.reserve(webhook_id) {
-            return (Birth::Leased(node.to_owned(), until), Some(reservation));
+        // A webhook with parked deliveries gets no handed ones: they would lie after its cursor.
+        if !(parking && self.parked.holds(webhook_id)) {
+            if let Some(reservation) = self.handoff.reserve(webhook_id) {
+                return (Birth::Leased(node, until), Some(reservation));
+            }
         }
         if parking {
             self.parked.park(webhook_id, id);
@@ -185,12 +190,12 @@ impl Leasing {
 }
 
 /// How a new delivery row is written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Birth {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Birth<'a> {
     /// Pending and due now, for a claim.
     Pending,
     /// Leased to this node until then (unix ms), for its first attempt.
-    Leased(String, i64),
+    Leased(&'a str, i64),
     /// In flight with no lease owner, for a read of parked deliveries (SQLite).
     Parked,
 }
@@ -242,7 +247,7 @@ pub async fn publish_leased(
 ) -> Result<String, StoreError> {
     insert_events(tx, &[event]).await?;
     let id = new_id(DELIVERY);
-    let birth = Birth::Leased(lease.0.to_owned(), lease.1);
+    let birth = Birth::Leased(lease.0, lease.1);
     queue(
         tx,
         std::slice::from_ref(&id),
@@ -368,7 +373,7 @@ async fn queue(
     tx: &mut Tx,
     ids: &[String],
     pairs: &[(&Event, &str)],
-    births: &[Birth],
+    births: &[Birth<'_>],
 ) -> Result<(), StoreError> {
     const COLS: usize = 10;
     let now = now_ms();
@@ -390,12 +395,12 @@ async fn queue(
         for ((id, (event, webhook_id)), birth) in
             chunk_ids.iter().zip(chunk_pairs).zip(chunk_births)
         {
-            let (status, owner, due, attempts) = match birth {
+            let (status, owner, due, attempts) = match *birth {
                 Birth::Pending => ("pending", None, Some(now), 0),
                 Birth::Leased(node, until) => (
                     "in_flight",
-                    Some(node.clone()),
-                    backend.lease_due_at(*until),
+                    Some(node.to_owned()),
+                    backend.lease_due_at(until),
                     1,
                 ),
                 Birth::Parked => ("in_flight", None, None, 1),
