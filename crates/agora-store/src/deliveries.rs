@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use agora_core::dispatcher::{
     derived_headers, is_derived_header, AttemptRecord, ClaimRequest, ClaimedDelivery,
-    DeliveryQueue, LeasedDelivery, NextState, QueueError, RECORD_BATCH,
+    DeliveryQueue, LeasedDelivery, NextState, QueueError,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -745,8 +745,9 @@ async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
 const VALUES_CHUNK: usize = 50;
 
 /// Attempts logged per `INSERT`: every statement is a round trip to the writer, which no other
-/// write can use meanwhile, so the recorder's batch is logged in one.
-const ATTEMPT_CHUNK: usize = RECORD_BATCH;
+/// write can use meanwhile, so a batch is logged in few; 512 rows of nine parameters stay well
+/// within SQLite's limit on bound parameters (32,766).
+const ATTEMPT_CHUNK: usize = 512;
 
 /// Logs attempts, skipping those whose delivery is gone (its webhook was deleted meanwhile).
 async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(), StoreError> {
@@ -835,9 +836,9 @@ fn next_row(a: &AttemptRecord) -> NextRow<'_> {
     )
 }
 
-/// Deliveries moved by one `UPDATE … WHERE id IN (…)`: as many as the recorder takes at once,
-/// so that a batch of first attempts answered 200 moves in one statement (with 500 it took two).
-const ALIKE_CHUNK: usize = RECORD_BATCH;
+/// Deliveries moved by one `UPDATE … WHERE id IN (…)`: the attempts of one `INSERT`, so that
+/// a batch of first attempts answered 200 moves in as few statements as it is logged in.
+const ALIKE_CHUNK: usize = ATTEMPT_CHUNK;
 
 /// Moves attempted deliveries to their next state. Only the claim whose attempt number matches
 /// may move a delivery, so a late answer from a node whose lease expired changes nothing.

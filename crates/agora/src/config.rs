@@ -107,6 +107,16 @@ pub struct Config {
     #[arg(long, env = "AGORA_MAX_CONCURRENCY_PER_WEBHOOK", default_value = "32")]
     pub max_concurrency_per_webhook: usize,
 
+    /// Deliveries of one webhook held in memory at once (sending, or waiting for one of its
+    /// requests); the rest wait in the database, so a hanging receiver cannot hoard the
+    /// dispatcher's memory.
+    #[arg(long, env = "AGORA_MAX_QUEUED_PER_WEBHOOK", default_value = "2048", value_parser = at_least_one())]
+    pub max_queued_per_webhook: usize,
+
+    /// Deliveries the dispatcher takes from the database in one claim.
+    #[arg(long, env = "AGORA_CLAIM_BATCH", default_value = "4096", value_parser = at_least_one())]
+    pub claim_batch: usize,
+
     /// How often the dispatcher looks for due work when nothing woke it.
     #[arg(long, env = "AGORA_POLL_INTERVAL", default_value = "500ms")]
     pub poll_interval: HumanDuration,
@@ -249,4 +259,9 @@ impl Config {
             ..RetryPolicy::default()
         }
     }
+}
+
+/// Parses a count that must be at least 1 (a claim of none would spin without progress).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }

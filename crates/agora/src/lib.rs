@@ -112,6 +112,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let sender = Sender::new(config.sender_config()).context("failed to build the HTTP client")?;
     let dispatcher_config = DispatcherConfig {
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
+        max_queued_per_webhook: config.max_queued_per_webhook,
+        claim_batch: config.claim_batch,
         poll_interval: config.poll_interval.0,
         lease: config.lease.0,
         breaker_threshold: config.breaker_threshold,

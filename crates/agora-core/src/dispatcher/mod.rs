@@ -74,9 +74,9 @@ impl Default for DispatcherConfig {
         Self {
             node_id: crate::ids::new_id("node"),
             max_concurrency_per_webhook: 32,
-            max_queued_per_webhook: 1024,
+            max_queued_per_webhook: 2048,
             max_in_memory: 20_000,
-            claim_batch: 1024,
+            claim_batch: 4096,
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(60),
             breaker_threshold: 5,
@@ -391,9 +391,11 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
     }
 }
 
-/// Attempts the recorder hands to [`DeliveryQueue::record`] at most; a store sizes its
-/// statements by it, so that a full batch takes one statement per step.
-pub const RECORD_BATCH: usize = 512;
+/// Attempts the recorder hands to [`DeliveryQueue::record`] at most. While publishes keep
+/// the single SQLite writer busy, the recorder gets the writer only every few transactions,
+/// and what it records in one turn bounds the delivery rate: with 512 a burst of publishes
+/// left the dispatcher waiting for its records (see BENCHMARKS.md, eighth session).
+pub const RECORD_BATCH: usize = 4096;
 
 /// How many due deliveries a bounded claim looks at, per delivery it may take.
 const CLAIM_WINDOW_FACTOR: usize = 4;

@@ -477,7 +477,12 @@ async fn deliveries_queued_beyond_a_webhooks_share_arrive_once_each_across_a_res
     // several reads without a claim, on PostgreSQL pending for a claim). All of a first burst
     // must arrive without any restart; a graceful restart in the middle of a second gives back
     // whatever was not sent.
-    let mut app = spawn_app_with(|c| c.max_concurrency_per_webhook = 4).await;
+    let mut app = spawn_app_with(|c| {
+        c.max_concurrency_per_webhook = 4;
+        c.max_queued_per_webhook = 1024;
+        c.claim_batch = 1024;
+    })
+    .await;
     app.register_type("course.enrolled").await;
     let receiver = Receiver::start().await;
     receiver.always(Reply::status(200).after(Duration::from_millis(2)));
@@ -541,7 +546,12 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
 
 #[tokio::test]
 async fn work_behind_a_saturated_webhooks_backlog_is_still_claimed() {
-    let app = app_with_type().await;
+    let app = spawn_app_with(|c| {
+        c.max_queued_per_webhook = 1024;
+        c.claim_batch = 1024;
+    })
+    .await;
+    app.register_type("course.enrolled").await;
     app.register_type("quiz.passed").await;
     let (_hanging, healthy) = hanging_and_healthy(&app, "quiz.*").await;
     // More due work of the hanging webhook than it may hold in memory (its share of 1,024 and
