@@ -19,10 +19,16 @@ const PREFIX: &str = "whsec_";
 
 /// A webhook's signing secret. `Debug` and `Display` never show it, so it cannot leak into a
 /// log line by accident; [`WebhookSecret::expose`] is the one deliberate way out.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// It holds both HMACs already keyed: keying one hashes two blocks, as much as signing a
+/// typical event body, and every attempt signs twice.
+#[derive(Clone)]
 pub struct WebhookSecret {
     text: String,
-    key: Vec<u8>,
+    /// Keyed with the decoded key, for `webhook-signature`.
+    standard: HmacSha256,
+    /// Keyed with the secret string itself, for `x-agora-signature`.
+    simple: HmacSha256,
 }
 
 /// Why a user-supplied secret is refused.
@@ -39,12 +45,9 @@ pub enum InvalidSecret {
 impl WebhookSecret {
     /// A fresh `whsec_` secret over 32 random bytes.
     pub fn generate() -> Self {
-        let mut key = vec![0u8; 32];
+        let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
-        Self {
-            text: format!("{PREFIX}{}", BASE64.encode(&key)),
-            key,
-        }
+        Self::keyed(format!("{PREFIX}{}", BASE64.encode(key)), &key)
     }
 
     /// A secret a user chose, or one read back from the store.
@@ -61,10 +64,16 @@ impl WebhookSecret {
         if key.is_empty() {
             return Err(InvalidSecret::Shape);
         }
-        Ok(Self {
-            text: text.to_owned(),
-            key,
-        })
+        Ok(Self::keyed(text.to_owned(), &key))
+    }
+
+    fn keyed(text: String, key: &[u8]) -> Self {
+        let hmac = |key: &[u8]| HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        Self {
+            standard: hmac(key),
+            simple: hmac(text.as_bytes()),
+            text,
+        }
     }
 
     /// The secret as the user sees it, for the one answer that shows it and for storage.
@@ -74,7 +83,7 @@ impl WebhookSecret {
 
     /// `v1,{base64 signature}` for the Standard Webhooks `webhook-signature` header.
     pub fn sign_standard(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.standard.clone();
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -85,12 +94,20 @@ impl WebhookSecret {
 
     /// `sha256={hex}` for `x-agora-signature`: keyed with the secret string itself.
     pub fn sign_simple(&self, body: &[u8]) -> String {
-        let mut mac =
-            HmacSha256::new_from_slice(self.text.as_bytes()).expect("HMAC takes any key length");
+        let mut mac = self.simple.clone();
         mac.update(body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     }
 }
+
+// Both keys follow from the text, so the text alone says whether two secrets are the same.
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for WebhookSecret {}
 
 impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -158,7 +175,10 @@ mod tests {
             InvalidSecret::Base64
         );
         let plain = WebhookSecret::parse("my-own-secret-1234").unwrap();
-        assert_eq!(plain.key, b"my-own-secret-1234");
+        let mut mac = HmacSha256::new_from_slice(b"my-own-secret-1234").unwrap();
+        mac.update(b"msg_1.1.{}");
+        let keyed_with_text = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
+        assert_eq!(plain.sign_standard("msg_1", 1, b"{}"), keyed_with_text);
     }
 
     #[test]
