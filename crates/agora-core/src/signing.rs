@@ -6,6 +6,7 @@
 //!   of GitHub, Discourse and the platforms Agora replaces.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -21,10 +22,15 @@ const PREFIX: &str = "whsec_";
 /// log line by accident; [`WebhookSecret::expose`] is the one deliberate way out.
 ///
 /// It holds both HMACs already keyed: keying one hashes two blocks, as much as signing a
-/// typical event body, and every attempt signs twice.
+/// typical event body, and every attempt signs twice. They are shared, so that a secret copied
+/// into every delivery of a batch stays cheap to copy.
 #[derive(Clone)]
 pub struct WebhookSecret {
     text: String,
+    keyed: Arc<Keyed>,
+}
+
+struct Keyed {
     /// Keyed with the decoded key, for `webhook-signature`.
     standard: HmacSha256,
     /// Keyed with the secret string itself, for `x-agora-signature`.
@@ -70,8 +76,10 @@ impl WebhookSecret {
     fn keyed(text: String, key: &[u8]) -> Self {
         let hmac = |key: &[u8]| HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         Self {
-            standard: hmac(key),
-            simple: hmac(text.as_bytes()),
+            keyed: Arc::new(Keyed {
+                standard: hmac(key),
+                simple: hmac(text.as_bytes()),
+            }),
             text,
         }
     }
@@ -83,7 +91,7 @@ impl WebhookSecret {
 
     /// `v1,{base64 signature}` for the Standard Webhooks `webhook-signature` header.
     pub fn sign_standard(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = self.standard.clone();
+        let mut mac = self.keyed.standard.clone();
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -94,7 +102,7 @@ impl WebhookSecret {
 
     /// `sha256={hex}` for `x-agora-signature`: keyed with the secret string itself.
     pub fn sign_simple(&self, body: &[u8]) -> String {
-        let mut mac = self.simple.clone();
+        let mut mac = self.keyed.simple.clone();
         mac.update(body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     }
