@@ -1,6 +1,7 @@
-//! Group commit for single-event publishes: concurrent requests share one transaction, and so
-//! one fsync, instead of queueing for the writer one by one. Each caller is answered only after
-//! the commit that made its event durable.
+//! Group commit for publishes: concurrent requests, single events and batches alike, share one
+//! transaction, and so one fsync, instead of queueing for the writer one by one. Each caller is
+//! answered only after the commit that made its events durable; a batch is never split, so it
+//! is recorded whole or not at all.
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -12,14 +13,20 @@ use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreErro
 use agora_core::dispatcher::Waker;
 use sqlx::AnyPool;
 
-/// Publishes joined into one transaction at most.
-const MAX_GROUP: usize = 512;
+/// Events joined into one transaction before it is closed to more callers (a batch that
+/// crosses the mark still joins whole).
+const MAX_GROUP_EVENTS: usize = 2048;
 
-/// One waiting publish.
+/// Callers waiting to join a group at most.
+const MAX_WAITING: usize = 2048;
+
+/// What a caller gets back: its events, and how many deliveries each queued.
+type Answer = Result<(Vec<Event>, Vec<usize>), StoreError>;
+
+/// One waiting publish: an event, or a batch of them.
 pub(crate) struct Job {
-    event: Event,
-    routing: Option<Routing>,
-    reply: oneshot::Sender<Result<usize, StoreError>>,
+    events: Vec<(Event, Option<Routing>)>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The sending side, held by every clone of the store.
@@ -34,45 +41,61 @@ pub(crate) fn start(
     leasing: Leasing,
     runtime: &Handle,
 ) -> Jobs {
-    let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_GROUP);
+    let (tx, mut rx) = mpsc::channel::<Job>(MAX_WAITING);
     runtime.spawn(async move {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-            let outcome = commit_group(&write, backend, &waker, &leasing, &group).await;
-            for (job, result) in group.drain(..).zip(outcome) {
-                let _ = job.reply.send(result);
+        let mut group = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut events = first.events.len();
+            group.push(first);
+            while events < MAX_GROUP_EVENTS {
+                let Ok(job) = rx.try_recv() else { break };
+                events += job.events.len();
+                group.push(job);
+            }
+            let mut counts = match commit_group(&write, backend, &waker, &leasing, &group).await {
+                Ok(counts) => counts.into_iter(),
+                Err(e) => {
+                    for job in group.drain(..) {
+                        let _ = job.reply.send(Err(e.duplicate()));
+                    }
+                    continue;
+                }
+            };
+            for job in group.drain(..) {
+                let queued = counts.by_ref().take(job.events.len()).collect();
+                let events = job.events.into_iter().map(|(event, _)| event).collect();
+                let _ = job.reply.send(Ok((events, queued)));
             }
         }
     });
     tx
 }
 
-/// Commits every job's event in one transaction; on failure every job gets the error.
+/// Commits every job's events in one transaction; answers how many deliveries each event
+/// queued, in the order of the jobs and of their events.
 async fn commit_group(
     write: &AnyPool,
     backend: Backend,
     waker: &Waker,
     leasing: &Leasing,
     group: &[Job],
-) -> Vec<Result<usize, StoreError>> {
-    let attempt = async {
-        let mut tx = begin_on(write, durable_begin(backend)).await?;
-        let events: Vec<_> = group
-            .iter()
-            .map(|j| (&j.event, j.routing.as_ref()))
-            .collect();
-        let published = Subscribers::load(&mut tx)
-            .await?
-            .publish_many(&mut tx, &events, Some(leasing))
-            .await?;
-        commit_notifying(tx, backend, waker).await?;
-        leasing.handoff.hand(published.handed);
-        Ok::<_, StoreError>(published.counts)
-    };
-    match attempt.await {
-        Ok(queued) => queued.into_iter().map(Ok).collect(),
-        Err(e) => group.iter().map(|_| Err(e.duplicate())).collect(),
-    }
+) -> Result<Vec<usize>, StoreError> {
+    let mut tx = begin_on(write, durable_begin(backend)).await?;
+    let events: Vec<_> = group
+        .iter()
+        .flat_map(|job| {
+            job.events
+                .iter()
+                .map(|(event, routing)| (event, routing.as_ref()))
+        })
+        .collect();
+    let published = Subscribers::load(&mut tx)
+        .await?
+        .publish_many(&mut tx, &events, Some(leasing))
+        .await?;
+    commit_notifying(tx, backend, waker).await?;
+    leasing.handoff.hand(published.handed);
+    Ok(published.counts)
 }
 
 impl Store {
@@ -83,14 +106,30 @@ impl Store {
         event: Event,
         routing: Option<Routing>,
     ) -> Result<usize, StoreError> {
+        let (_, queued) = self.join_group(vec![(event, routing)]).await?;
+        Ok(queued.first().copied().unwrap_or(0))
+    }
+
+    /// Records a batch of events and their deliveries durably, all or none, sharing the
+    /// transaction with concurrent callers. Answers the events, with how many deliveries each
+    /// queued.
+    pub async fn publish_batch(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<(Vec<Event>, Vec<usize>), StoreError> {
+        self.join_group(events.into_iter().map(|event| (event, None)).collect())
+            .await
+    }
+
+    /// Hands `events` to the group committer and waits for the commit that holds them. Once
+    /// handed over they are committed even if the caller stops waiting.
+    async fn join_group(&self, events: Vec<(Event, Option<Routing>)>) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            event,
-            routing,
-            reply,
-        };
         let closed = || StoreError::Unavailable("the store is shutting down".into());
-        self.group_commit.send(job).await.map_err(|_| closed())?;
+        self.group_commit
+            .send(Job { events, reply })
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 }

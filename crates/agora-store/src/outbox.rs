@@ -268,27 +268,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records a batch of events and their deliveries durably in one transaction, on the
-    /// writer's thread. Answers the events, with how many deliveries each queued.
-    pub async fn publish_batch(
-        &self,
-        events: Vec<Event>,
-    ) -> Result<(Vec<Event>, Vec<usize>), StoreError> {
-        let store = self.clone();
-        self.on_writer(async move {
-            let mut tx = store.begin().await?;
-            let pairs: Vec<_> = events.iter().map(|e| (e, None)).collect();
-            let published = Subscribers::load(&mut tx)
-                .await?
-                .publish_many(&mut tx, &pairs, Some(&store.leasing))
-                .await?;
-            let counts = published.counts.clone();
-            store.commit_publishing(tx, published).await?;
-            Ok((events, counts))
-        })
-        .await
-    }
-
     /// Schedules `n` deliveries of one synthetic event to `webhook_id` at `due_at` (unix ms),
     /// generated inside the database: a backlog for `agora bench` to measure claiming against.
     /// On SQLite it then copies the write-ahead log back into the database file (trying for up

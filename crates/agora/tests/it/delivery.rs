@@ -578,6 +578,57 @@ async fn work_behind_a_saturated_webhooks_backlog_is_still_claimed() {
 }
 
 #[tokio::test]
+async fn concurrent_publishes_sharing_a_commit_each_get_their_own_answer() {
+    // Batches and single events published at once are committed together; each caller must
+    // still be told about its own events: a webhook takes `course.*` and none `quiz.*`.
+    let app = app_with_type().await;
+    app.register_type("quiz.passed").await;
+    let receiver = Receiver::start().await;
+    app.create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+    let batch = |event_type: &str| {
+        let events: Vec<Value> = (0..20)
+            .map(|n| json!({"type": event_type, "data": {"n": n}}))
+            .collect();
+        json!({ "events": events })
+    };
+    let (course_a, quiz_a, course_b, quiz_b, single) = tokio::join!(
+        app.post("/v1/events/batch", batch("course.enrolled")),
+        app.post("/v1/events/batch", batch("quiz.passed")),
+        app.post("/v1/events/batch", batch("course.enrolled")),
+        app.post("/v1/events/batch", batch("quiz.passed")),
+        app.post("/v1/events", json!({"type": "course.enrolled", "data": {}})),
+    );
+    let mut course_ids = HashSet::new();
+    for (answer, event_type, deliveries) in [
+        (&course_a, "course.enrolled", 1),
+        (&quiz_a, "quiz.passed", 0),
+        (&course_b, "course.enrolled", 1),
+        (&quiz_b, "quiz.passed", 0),
+    ] {
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        let events = answer.body["data"].as_array().expect("events");
+        assert_eq!(events.len(), 20);
+        for event in events {
+            assert_eq!(event["type"], event_type);
+            assert_eq!(event["deliveries"], deliveries, "{event}");
+            if deliveries == 1 {
+                course_ids.insert(event["id"].clone());
+            }
+        }
+    }
+    assert_eq!(single.status, 202, "{:?}", single.body);
+    assert_eq!(single.body["deliveries"], 1);
+    course_ids.insert(single.body["id"].clone());
+    let got = receiver.wait_for(41, WAIT).await;
+    let arrived: HashSet<_> = got.iter().map(|m| m.json()["id"].clone()).collect();
+    assert_eq!(arrived, course_ids);
+    receiver
+        .assert_stays_at(41, Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
 async fn a_batch_of_events_is_recorded_whole_or_not_at_all() {
     let app = app_with_type().await;
     let receiver = Receiver::start().await;
