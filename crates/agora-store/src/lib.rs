@@ -32,6 +32,7 @@ pub mod secretbox;
 pub mod webhooks;
 mod writer;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -512,31 +513,48 @@ impl Params {
 
     /// The next parameter.
     pub(crate) fn next(&mut self) -> String {
+        let mut sql = String::new();
+        self.push_next(&mut sql);
+        sql
+    }
+
+    /// Appends the next parameter to `sql`: the recorder's statements hold thousands, written
+    /// on the single writer's thread, so none gets a string of its own.
+    fn push_next(&mut self, sql: &mut String) {
         if self.sqlite {
-            return "?".to_owned();
+            sql.push('?');
+        } else {
+            write!(sql, "${}", self.next).expect("writing to a String cannot fail");
+            self.next += 1;
         }
-        self.next += 1;
-        format!("${}", self.next - 1)
     }
 
     /// `n` parameters, comma-separated.
     pub(crate) fn list(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+        let mut sql = String::with_capacity(n * 3);
+        for i in 0..n {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            self.push_next(&mut sql);
+        }
+        sql
     }
 
     /// `n` rows of `(…)` with one parameter per type, each cast to its type: the casts give
     /// PostgreSQL the parameter types it cannot infer inside a `VALUES` subquery.
     pub(crate) fn typed_rows(&mut self, n: usize, types: &[&str]) -> String {
-        (0..n)
-            .map(|_| {
-                let cells: Vec<String> = types
-                    .iter()
-                    .map(|t| format!("CAST({} AS {t})", self.next()))
-                    .collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut sql = String::with_capacity(n * types.len() * 24);
+        for row in 0..n {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for (i, t) in types.iter().enumerate() {
+                sql.push_str(if i == 0 { "CAST(" } else { ", CAST(" });
+                self.push_next(&mut sql);
+                write!(sql, " AS {t})").expect("writing to a String cannot fail");
+            }
+            sql.push(')');
+        }
+        sql
     }
 }
 
@@ -603,6 +621,20 @@ mod tests {
             ]
         );
         store.close().await;
+    }
+
+    #[test]
+    fn parameters_are_numbered_for_postgres_and_anonymous_for_sqlite() {
+        let mut pg = Params::new(Backend::Postgres);
+        assert_eq!(pg.next(), "$1");
+        assert_eq!(pg.list(2), "$2, $3");
+        assert_eq!(
+            pg.typed_rows(2, &["TEXT", "BIGINT"]),
+            "(CAST($4 AS TEXT), CAST($5 AS BIGINT)), (CAST($6 AS TEXT), CAST($7 AS BIGINT))"
+        );
+        let mut sqlite = Params::new(Backend::Sqlite);
+        assert_eq!(sqlite.list(3), "?, ?, ?");
+        assert_eq!(sqlite.typed_rows(1, &["TEXT"]), "(CAST(? AS TEXT))");
     }
 
     #[tokio::test]
