@@ -579,8 +579,8 @@ async fn work_behind_a_saturated_webhooks_backlog_is_still_claimed() {
 
 #[tokio::test]
 async fn concurrent_publishes_sharing_a_commit_each_get_their_own_answer() {
-    // Batches and single events published at once are committed together; each caller must
-    // still be told about its own events: a webhook takes `course.*` and none `quiz.*`.
+    // On SQLite, batches and single events published at once share one commit; each caller
+    // must still be told about its own events: a webhook takes `course.*` and none `quiz.*`.
     let app = app_with_type().await;
     app.register_type("quiz.passed").await;
     let receiver = Receiver::start().await;
