@@ -1,7 +1,7 @@
 //! The test harness: [`spawn_app`] starts the real server in-process on a random port with its
 //! own data directory; [`Receiver`] is a real HTTP endpoint whose answers a test can script.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -395,6 +395,20 @@ impl Receiver {
     pub async fn assert_stays_at(&self, n: usize, quiet: Duration) {
         tokio::time::sleep(quiet).await;
         assert_eq!(self.received().len(), n, "unexpected extra deliveries");
+    }
+
+    /// Waits (up to `within`) until the events `ids` arrived, then checks that they are all
+    /// that arrived, each once, and that nothing more comes for `quiet`.
+    pub async fn assert_received_exactly(
+        &self,
+        ids: &HashSet<Value>,
+        within: Duration,
+        quiet: Duration,
+    ) {
+        let got = self.wait_for(ids.len(), within).await;
+        let arrived: HashSet<_> = got.iter().map(|m| m.json()["id"].clone()).collect();
+        assert_eq!(&arrived, ids);
+        self.assert_stays_at(ids.len(), quiet).await;
     }
 }
 
