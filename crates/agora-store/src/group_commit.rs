@@ -1,7 +1,7 @@
-//! Group commit for publishes: concurrent requests, single events and batches alike, share one
-//! transaction, and so one fsync, instead of queueing for the writer one by one. Each caller is
-//! answered only after the commit that made its events durable; a batch is never split, so it
-//! is recorded whole or not at all.
+//! Group commit for publishes: concurrent requests (single events, and on SQLite batches too)
+//! share one transaction, and so one fsync, instead of queueing for the writer one by one.
+//! Each caller is answered only after the commit that made its events durable; a batch is
+//! never split, so it is recorded whole or not at all.
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
