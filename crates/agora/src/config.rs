@@ -265,3 +265,30 @@ impl Config {
 fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Only {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn the_dispatchers_counts_are_refused_below_one() {
+        for flag in ["--claim-batch", "--max-queued-per-webhook"] {
+            assert!(
+                Only::try_parse_from(["agora", flag, "0"]).is_err(),
+                "{flag} 0 was taken"
+            );
+        }
+        let config = Only::try_parse_from(["agora", "--claim-batch", "7"])
+            .expect("7 is a count")
+            .config;
+        assert_eq!(config.claim_batch, 7);
+        assert_eq!(config.max_queued_per_webhook, 2048);
+    }
+}
