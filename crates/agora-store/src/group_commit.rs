@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use agora_core::event::Event;
 
 use crate::outbox::{Leasing, Routing, Subscribers};
-use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreError};
+use crate::{begin_on, durable_begin, Backend, Store, StoreError};
 use agora_core::dispatcher::Waker;
 use sqlx::AnyPool;
 
@@ -90,8 +90,9 @@ async fn commit_events(
         .await?
         .publish_many(&mut tx, events, Some(leasing))
         .await?;
-    commit_notifying(tx, backend, waker).await?;
-    leasing.handoff.hand(published.handed);
+    leasing
+        .commit_handing(tx, backend, waker, published.handed)
+        .await?;
     Ok(published.counts)
 }
 

@@ -2,7 +2,7 @@
 //! the same transaction as the change that caused them. Committing it (with
 //! [`Store::commit`](crate::Store::commit)) wakes the dispatcher.
 
-use agora_core::dispatcher::{Handoff, LeasedDelivery, Reservation};
+use agora_core::dispatcher::{Handoff, LeasedDelivery, Reservation, Waker};
 use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::deliveries::leased;
 use crate::parked::Parked;
 use crate::webhooks::{Webhook, WebhookFilter};
-use crate::{Backend, Params, Store, StoreError, Tx};
+use crate::{commit_notifying, Backend, Params, Store, StoreError, Tx};
 
 /// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
 /// with no routing (a user registering) pass every filter.
@@ -162,6 +162,21 @@ impl Leasing {
         }
     }
 
+    /// Commits a transaction that published events (announcing them, see
+    /// [`commit_notifying`]), then hands the deliveries written leased to this node's
+    /// dispatcher. If the commit fails they are dropped unhanded, which gives their places back.
+    pub(crate) async fn commit_handing(
+        &self,
+        tx: Tx,
+        backend: Backend,
+        waker: &Waker,
+        handed: Vec<(LeasedDelivery, Reservation)>,
+    ) -> Result<(), StoreError> {
+        commit_notifying(tx, backend, waker).await?;
+        self.handoff.hand(handed);
+        Ok(())
+    }
+
     /// How the delivery `id` of `webhook_id` is written, with its place in the dispatcher
     /// when it is handed over. Without a connected dispatcher everything is pending, as
     /// nothing could take a lease.
@@ -263,9 +278,9 @@ impl Store {
     /// to this node's dispatcher (dropped unhanded if the commit fails, which gives their
     /// places back).
     pub async fn commit_publishing(&self, tx: Tx, published: Published) -> Result<(), StoreError> {
-        self.commit(tx).await?;
-        self.leasing.handoff.hand(published.handed);
-        Ok(())
+        self.leasing
+            .commit_handing(tx, self.backend, &self.waker, published.handed)
+            .await
     }
 
     /// Schedules `n` deliveries of one synthetic event to `webhook_id` at `due_at` (unix ms),
