@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::dispatcher::{
-    derived_headers, is_derived_header, AttemptRecord, ClaimRequest, ClaimedDelivery,
-    DeliveryQueue, LeasedDelivery, NextState, QueueError,
+    derived_headers, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery,
+    NextState, QueueError,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -780,7 +780,7 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(),
             .bind(i64::from(a.attempt))
             .bind(a.started_at)
             .bind(a.duration_ms)
-            .bind(stored_headers(&a.request_headers))
+            .bind(a.request_headers.as_json().to_owned())
             .bind(a.response_status.map(i64::from))
             .bind(a.response_body.clone())
             .bind(a.error.clone());
@@ -799,16 +799,6 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(),
     }
     q.execute(&mut **tx).await?;
     Ok(())
-}
-
-/// The headers of an attempt as stored: those that follow from the delivery and the attempt's
-/// start are left out, and given back when the log is read ([`logged_headers`]).
-fn stored_headers(headers: &[(String, String)]) -> String {
-    let kept: Vec<&(String, String)> = headers
-        .iter()
-        .filter(|(name, _)| !is_derived_header(name))
-        .collect();
-    serde_json::to_string(&kept).expect("strings serialize")
 }
 
 /// The headers of an attempt as the log shows them: the stored ones, and those that follow
@@ -1109,6 +1099,7 @@ pub(crate) async fn disable_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agora_core::dispatcher::RecordedHeaders;
 
     fn delivery() -> Delivery {
         Delivery {
@@ -1154,16 +1145,25 @@ mod tests {
     #[test]
     fn the_log_shows_exactly_the_headers_sent_though_it_stores_fewer() {
         let started_at = 1_732_000_123_456;
-        let stored = stored_headers(&sent(2, started_at));
+        let sent = sent(2, started_at);
+        let pairs = sent
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        // The last one is the webhook's custom header.
+        let recorded = RecordedHeaders::new(
+            pairs.clone().take(sent.len() - 1),
+            pairs.skip(sent.len() - 1),
+        );
+        let stored = recorded.as_json();
         assert!(
             !stored.contains("msg_1"),
             "derived headers are not stored: {stored}"
         );
         assert!(!stored.contains("content-type"), "{stored}");
-        let pairs: Vec<(String, String)> = serde_json::from_str(&stored).unwrap();
+        let pairs: Vec<(String, String)> = serde_json::from_str(stored).unwrap();
         assert_eq!(
             logged_headers(pairs, &delivery(), 2, started_at),
-            as_log(sent(2, started_at))
+            as_log(sent)
         );
     }
 

@@ -200,6 +200,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatcher::RecordedHeaders;
     use std::time::Duration;
 
     fn record(webhook: &str, status: Option<u16>, next: NextState) -> AttemptRecord {
@@ -209,7 +210,7 @@ mod tests {
             attempt: 1,
             started_at: 0,
             duration_ms: 0,
-            request_headers: Vec::new(),
+            request_headers: RecordedHeaders::default(),
             response_status: status,
             response_body: None,
             error: None,

@@ -42,7 +42,7 @@ pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
     QueueError,
 };
-pub use self::sender::{derived_headers, is_derived_header, Sender, SenderConfig};
+pub use self::sender::{derived_headers, RecordedHeaders, Sender, SenderConfig, Target};
 use crate::time::now_ms;
 
 /// How the dispatcher paces itself.
@@ -355,6 +355,7 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
             }
         };
         let retry_at = now_ms() + LOAD_RETRY.as_millis() as i64;
+        let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
         for (leased, admission) in leased.into_iter().zip(admissions) {
             let Some(delivery) = loaded.remove(&leased.id) else {
                 let _ = self.record_tx.send(deferred(
@@ -364,6 +365,14 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
                     retry_at,
                 ));
                 continue;
+            };
+            let target = match targets.get(&delivery.url) {
+                Some(target) => target.clone(),
+                None => {
+                    let target = Arc::new(self.sender.target(&delivery.url));
+                    targets.insert(delivery.url.clone(), target.clone());
+                    target
+                }
             };
             let (limiter, sender, record_tx, shutdown) = (
                 self.limiter.clone(),
@@ -378,7 +387,7 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
                     () = shutdown.cancelled() => return,
                 };
                 let record = match limiter.gate(&delivery.webhook_id) {
-                    Gate::Send => sender.attempt(&delivery).await,
+                    Gate::Send => sender.attempt_to(&delivery, &target).await,
                     Gate::Defer(until) => {
                         deferred(&delivery.id, &delivery.webhook_id, delivery.attempt, until)
                     }
@@ -411,7 +420,7 @@ fn deferred(delivery_id: &str, webhook_id: &str, attempt: u32, until: i64) -> At
         attempt,
         started_at: now_ms(),
         duration_ms: 0,
-        request_headers: Vec::new(),
+        request_headers: RecordedHeaders::default(),
         response_status: None,
         response_body: None,
         error: None,

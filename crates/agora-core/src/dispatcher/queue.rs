@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::sender::RecordedHeaders;
 use crate::format::Format;
 use crate::signing::WebhookSecret;
 
@@ -89,8 +90,8 @@ pub struct AttemptRecord {
     pub started_at: i64,
     /// How long until the response (or the failure), ms.
     pub duration_ms: i64,
-    /// The headers sent, with secret-bearing values redacted.
-    pub request_headers: Vec<(String, String)>,
+    /// The headers sent, as the delivery log stores them.
+    pub request_headers: RecordedHeaders,
     /// The response status, when a response came.
     pub response_status: Option<u16>,
     /// The first 4 KiB of the response body, stored as text, never interpreted.
