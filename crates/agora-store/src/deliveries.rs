@@ -464,8 +464,9 @@ impl Store {
         }
         let rowids = serde_json::to_string(&rows.iter().map(|r| r.0).collect::<Vec<_>>())
             .expect("integers serialize");
+        // `OR FAIL`: see `Backend::or_fail`.
         sqlx::query(
-            "UPDATE deliveries SET status = 'in_flight', lease_owner = $1, due_at = $2, \
+            "UPDATE OR FAIL deliveries SET status = 'in_flight', lease_owner = $1, due_at = $2, \
              attempts = attempts + 1, updated_at = $3 \
              WHERE rowid IN (SELECT value FROM json_each($4))",
         )
@@ -764,13 +765,15 @@ async fn insert_attempts(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Result<(),
         "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT",
     ];
     let rows = statement_rows(attempts.len());
+    let backend = Backend::of(tx);
     // The filler rows name no delivery, so the `EXISTS` below drops them.
     let sql = format!(
-        "INSERT INTO attempts (id, delivery_id, attempt, started_at, duration_ms, request_headers, \
+        "INSERT{} INTO attempts (id, delivery_id, attempt, started_at, duration_ms, request_headers, \
          response_status, response_body, error) \
          SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9 \
          FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)",
-        Params::for_tx(tx).typed_rows(rows, &TYPES)
+        backend.or_fail(),
+        Params::new(backend).typed_rows(rows, &TYPES)
     );
     let mut q = sqlx::query(&sql);
     for a in attempts {
@@ -895,12 +898,14 @@ async fn advance_alike(
     (status, due_at, code, error): NextRow<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let mut params = Params::for_tx(tx);
+    let backend = Backend::of(tx);
+    let mut params = Params::new(backend);
     // Written for `statement_rows` ids; the list is filled up by repeating the last one.
     let rows = statement_rows(ids.len());
     let sql = format!(
-        "UPDATE deliveries SET status = {}, due_at = {}, last_status_code = {}, last_error = {}, \
+        "UPDATE{} deliveries SET status = {}, due_at = {}, last_status_code = {}, last_error = {}, \
          updated_at = {}, lease_owner = NULL WHERE attempts = {} AND status = 'in_flight' AND id IN ({})",
+        backend.or_fail(),
         params.next(),
         params.next(),
         params.next(),
@@ -931,13 +936,15 @@ async fn advance_each(
     now: i64,
 ) -> Result<(), StoreError> {
     const TYPES: [&str; 6] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT"];
-    let mut params = Params::for_tx(tx);
+    let backend = Backend::of(tx);
+    let mut params = Params::new(backend);
     let updated_at = params.next();
     let sql = format!(
-        "UPDATE deliveries SET status = v.column3, due_at = v.column4, lease_owner = NULL, \
+        "UPDATE{} deliveries SET status = v.column3, due_at = v.column4, lease_owner = NULL, \
          last_status_code = v.column5, last_error = v.column6, updated_at = {updated_at} \
          FROM (VALUES {}) AS v \
          WHERE deliveries.id = v.column1 AND deliveries.attempts = v.column2 AND deliveries.status = 'in_flight'",
+        backend.or_fail(),
         params.typed_rows(rows.len(), &TYPES)
     );
     let mut q = sqlx::query(&sql).bind(now);
@@ -987,13 +994,15 @@ async fn update_webhook_health(tx: &mut Tx, attempts: &[&AttemptRecord]) -> Resu
         return Ok(());
     }
     const TYPES: [&str; 5] = ["TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT"];
+    let backend = Backend::of(tx);
     let sql = format!(
-        "UPDATE webhooks SET last_triggered_at = v.column2, last_error = v.column3, \
+        "UPDATE{} webhooks SET last_triggered_at = v.column2, last_error = v.column3, \
          last_success_at = COALESCE(v.column4, webhooks.last_success_at), \
          failure_streak = CASE WHEN v.column4 IS NULL THEN webhooks.failure_streak + v.column5 \
          ELSE v.column5 END \
          FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
-        Params::for_tx(tx).typed_rows(per_webhook.len(), &TYPES)
+        backend.or_fail(),
+        Params::new(backend).typed_rows(per_webhook.len(), &TYPES)
     );
     let mut q = sqlx::query(&sql);
     for (webhook_id, h) in per_webhook {

@@ -85,6 +85,19 @@ impl Backend {
             Backend::Postgres => Some(until),
         }
     }
+
+    /// The conflict clause of the hot multi-row writes (`INSERT{}` / `UPDATE{}`): `OR FAIL`
+    /// on SQLite, nothing on PostgreSQL. SQLite gives a multi-row statement that may abort on
+    /// a constraint a statement journal, a copy of every page the statement first touches, so
+    /// that it alone can be undone; these statements violate none (fresh ids, values of the
+    /// right kind), and when any statement fails the whole transaction is rolled back. The
+    /// journal was a tenth of the SQLite writer's time in the 10-webhook benchmark.
+    pub(crate) fn or_fail(self) -> &'static str {
+        match self {
+            Backend::Sqlite => " OR FAIL",
+            Backend::Postgres => "",
+        }
+    }
 }
 
 /// Settings of the store that come from configuration.

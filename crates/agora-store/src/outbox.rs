@@ -342,12 +342,16 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
     const COLS: usize = 4;
     let now = now_ms();
     for chunk in events.chunks(INSERT_CHUNK) {
-        let mut params = Params::for_tx(tx);
+        let backend = Backend::of(tx);
+        let mut params = Params::new(backend);
         let rows = (0..chunk.len())
             .map(|_| format!("({})", params.list(COLS)))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!("INSERT INTO events (id, type, body, created_at) VALUES {rows}");
+        let sql = format!(
+            "INSERT{} INTO events (id, type, body, created_at) VALUES {rows}",
+            backend.or_fail()
+        );
         let mut q = sqlx::query(&sql);
         for event in chunk {
             q = q
@@ -377,13 +381,14 @@ async fn queue(
         .zip(pairs.chunks(INSERT_CHUNK))
         .zip(births.chunks(INSERT_CHUNK))
     {
-        let mut params = Params::for_tx(tx);
+        let mut params = Params::new(backend);
         let rows = (0..chunk_ids.len())
             .map(|_| format!("({})", params.list(COLS)))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}"
+            "INSERT{} INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}",
+            backend.or_fail()
         );
         let mut q = sqlx::query(&sql);
         for ((id, (event, webhook_id)), birth) in
