@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_core::dispatcher::{ClaimedDelivery, NextState, Sender, SenderConfig};
+use agora_core::dispatcher::{ClaimedDelivery, NextState, Sender, SenderConfig, WebhookSettings};
 use agora_core::format::Format;
 use agora_core::retry::RetryPolicy;
 use agora_core::signing::WebhookSecret;
@@ -33,11 +33,13 @@ fn delivery(url: String) -> ClaimedDelivery {
         event_id: "evt_1".into(),
         event_type: "thread.created".into(),
         webhook_id: "wh_1".into(),
-        url,
-        secrets: vec![WebhookSecret::generate()],
-        headers: Vec::new(),
-        timeout: Duration::from_secs(2),
-        format: Format::default(),
+        webhook: Arc::new(WebhookSettings {
+            url,
+            secrets: vec![WebhookSecret::generate()],
+            headers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            format: Format::default(),
+        }),
         body: "{}".into(),
         attempt: 1,
         retries_done: 0,

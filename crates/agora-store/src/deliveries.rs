@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use agora_core::dispatcher::{
     derived_headers, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery,
-    NextState, QueueError,
+    NextState, QueueError, WebhookSettings,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -274,21 +274,17 @@ impl Store {
             .iter()
             .filter_map(|l| {
                 let body = bodies.get(&l.event_id)?;
-                let w = webhooks.get(&l.webhook_id)?;
+                let (settings, retry_count) = webhooks.get(&l.webhook_id)?;
                 Some(ClaimedDelivery {
                     id: l.id.clone(),
                     event_id: l.event_id.clone(),
                     event_type: l.event_type.clone(),
                     webhook_id: l.webhook_id.clone(),
-                    url: w.url.clone(),
-                    secrets: w.secrets.clone(),
-                    headers: w.headers.clone(),
-                    timeout: w.timeout,
-                    format: w.format,
+                    webhook: settings.clone(),
                     body: body.clone(),
                     attempt: l.attempt,
                     retries_done: l.retries_done,
-                    retry_count: w.retry_count,
+                    retry_count: *retry_count,
                 })
             })
             .collect())
@@ -316,7 +312,7 @@ impl Store {
     /// hundred events, and each row of a result is a message from the database's thread to
     /// this task and a conversion to a generic row (a tenth of the CPU time of the 10-webhook
     /// benchmark went to loading batches).
-    async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, String>, StoreError> {
+    async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, Arc<str>>, StoreError> {
         let select = match self.backend {
             Backend::Sqlite => "SELECT json_group_array(json_array(id, body)) AS bodies FROM events",
             Backend::Postgres => {
@@ -330,11 +326,17 @@ impl Store {
         let bodies: Vec<(String, String)> =
             serde_json::from_str(&row.try_get::<String, _>("bodies")?)
                 .map_err(|e| StoreError::Internal(format!("unreadable event bodies: {e}")))?;
-        Ok(bodies.into_iter().collect())
+        Ok(bodies
+            .into_iter()
+            .map(|(id, body)| (id, body.into()))
+            .collect())
     }
 
-    /// The sending settings of these webhooks, secrets opened.
-    async fn senders(&self, ids: &[&str]) -> Result<HashMap<String, SendingWebhook>, StoreError> {
+    /// The sending settings of these webhooks, secrets opened, with the retries each allows.
+    async fn senders(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, (Arc<WebhookSettings>, u32)>, StoreError> {
         let rows = self
             .read_by_ids(
                 "SELECT id AS webhook_id, url, secret, previous_secret, previous_secret_until, \
@@ -350,7 +352,7 @@ impl Store {
                     serde_json::from_str(&headers)
                         .map_err(|_| StoreError::Internal("corrupt webhook headers".into()))?;
                 let format: String = row.try_get("format")?;
-                let sending = SendingWebhook {
+                let settings = WebhookSettings {
                     url: row.try_get("url")?,
                     secrets: self.signing_secrets(row, now)?,
                     headers: headers.into_iter().collect(),
@@ -358,22 +360,15 @@ impl Store {
                         row.try_get::<i64, _>("timeout_ms")?.max(1) as u64
                     ),
                     format: Format::parse(&format).unwrap_or_default(),
-                    retry_count: row.try_get::<i64, _>("retry_count")?.max(0) as u32,
                 };
-                Ok((row.try_get("webhook_id")?, sending))
+                let retry_count = row.try_get::<i64, _>("retry_count")?.max(0) as u32;
+                Ok((
+                    row.try_get("webhook_id")?,
+                    (Arc::new(settings), retry_count),
+                ))
             })
             .collect()
     }
-}
-
-/// What sending to one webhook needs, read once per claimed batch.
-struct SendingWebhook {
-    url: String,
-    secrets: Vec<agora_core::signing::WebhookSecret>,
-    headers: Vec<(String, String)>,
-    timeout: Duration,
-    format: Format,
-    retry_count: u32,
 }
 
 fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {

@@ -40,7 +40,7 @@ pub use self::handoff::{Handoff, Reservation};
 use self::limiter::{Admission, Gate, Limiter};
 pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
-    QueueError,
+    QueueError, WebhookSettings,
 };
 pub use self::sender::{derived_headers, RecordedHeaders, Sender, SenderConfig, Target};
 use crate::time::now_ms;
@@ -366,11 +366,11 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
                 ));
                 continue;
             };
-            let target = match targets.get(&delivery.url) {
+            let target = match targets.get(&delivery.webhook.url) {
                 Some(target) => target.clone(),
                 None => {
-                    let target = Arc::new(self.sender.target(&delivery.url));
-                    targets.insert(delivery.url.clone(), target.clone());
+                    let target = Arc::new(self.sender.target(&delivery.webhook.url));
+                    targets.insert(delivery.webhook.url.clone(), target.clone());
                     target
                 }
             };

@@ -252,18 +252,19 @@ impl Sender {
 
     /// Makes one attempt and says what follows. Never fails: every failure is an outcome.
     pub async fn attempt(&self, delivery: &ClaimedDelivery) -> AttemptRecord {
-        self.attempt_to(delivery, &self.target(&delivery.url)).await
+        self.attempt_to(delivery, &self.target(&delivery.webhook.url))
+            .await
     }
 
     /// As [`Sender::attempt`], to `target`, which [`Sender::target`] made of the delivery's URL.
     pub async fn attempt_to(&self, delivery: &ClaimedDelivery, target: &Target) -> AttemptRecord {
         let started_at = now_ms();
-        let body = delivery.format.body(&delivery.body, &self.forum);
+        let body = delivery.webhook.format.body(&delivery.body, &self.forum);
         let mut headers = self.own_headers(delivery, started_at, &body);
         let fixed = headers.len();
         // Custom names were checked when the webhook was saved, so one that does not parse
         // cannot occur and is left out.
-        headers.extend(delivery.headers.iter().filter_map(|(name, value)| {
+        headers.extend(delivery.webhook.headers.iter().filter_map(|(name, value)| {
             Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone()))
         }));
 
@@ -271,8 +272,11 @@ impl Sender {
         let (sent, refused) = match target {
             Err(words) => (Ok(Ok((0, None, String::new()))), Some(words.clone())),
             Ok(uri) => (
-                tokio::time::timeout(delivery.timeout, self.send(uri.clone(), &headers, body))
-                    .await,
+                tokio::time::timeout(
+                    delivery.webhook.timeout,
+                    self.send(uri.clone(), &headers, body),
+                )
+                .await,
                 None,
             ),
         };
@@ -282,6 +286,7 @@ impl Sender {
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_str())),
             delivery
+                .webhook
                 .headers
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_str())),
@@ -294,7 +299,7 @@ impl Sender {
                 None,
                 Some(format!(
                     "timed out after {} ms",
-                    delivery.timeout.as_millis()
+                    delivery.webhook.timeout.as_millis()
                 )),
             ),
             Ok(Err(e)) => {
@@ -351,13 +356,13 @@ impl Sender {
         body: &str,
     ) -> Vec<(HeaderName, String)> {
         let signatures = sign_all(
-            &delivery.secrets,
+            &delivery.webhook.secrets,
             &delivery.id,
             started_at / 1000,
             body.as_bytes(),
         );
         // Names known at compile time are never allocated; room is left for custom ones.
-        let mut headers = Vec::with_capacity(9 + delivery.headers.len());
+        let mut headers = Vec::with_capacity(9 + delivery.webhook.headers.len());
         headers.extend(derived_headers(
             &delivery.id,
             &delivery.event_type,

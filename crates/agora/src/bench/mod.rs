@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora_core::dispatcher::{ClaimedDelivery, Sender};
+use agora_core::dispatcher::{ClaimedDelivery, Sender, WebhookSettings};
 use agora_core::format::Format;
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::signing::WebhookSecret;
@@ -215,12 +215,14 @@ fn delivery_headers(receiver: &BenchReceiver) -> anyhow::Result<HeaderMap> {
         event_id: "evt_x".to_owned(),
         event_type: "bench.happened".to_owned(),
         webhook_id: "wh_x".to_owned(),
-        url: receiver.url(),
-        secrets: vec![WebhookSecret::generate()],
-        headers: Vec::new(),
-        timeout: Duration::from_secs(10),
-        format: Format::Json,
-        body: CEILING_BODY.to_owned(),
+        webhook: Arc::new(WebhookSettings {
+            url: receiver.url(),
+            secrets: vec![WebhookSecret::generate()],
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+            format: Format::Json,
+        }),
+        body: CEILING_BODY.into(),
         attempt: 1,
         retries_done: 0,
         retry_count: 0,
