@@ -22,8 +22,9 @@ const PREFIX: &str = "whsec_";
 /// log line by accident; [`WebhookSecret::expose`] is the one deliberate way out.
 ///
 /// It holds both HMACs already keyed: keying one hashes two blocks, as much as signing a
-/// typical event body, and every attempt signs twice. They are shared, so that a secret copied
-/// into every delivery of a batch stays cheap to copy.
+/// typical event body, and every attempt signs twice. They sit behind an `Arc`, so a secret
+/// stays the size of its text and a pointer wherever it is held by value (as in
+/// `StoredSecret`) and clones without copying the hash states.
 #[derive(Clone)]
 pub struct WebhookSecret {
     text: String,

@@ -341,8 +341,8 @@ const INSERT_CHUNK: usize = 500;
 async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError> {
     const COLS: usize = 4;
     let now = now_ms();
+    let backend = Backend::of(tx);
     for chunk in events.chunks(INSERT_CHUNK) {
-        let backend = Backend::of(tx);
         let mut params = Params::new(backend);
         let rows = (0..chunk.len())
             .map(|_| format!("({})", params.list(COLS)))
