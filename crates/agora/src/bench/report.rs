@@ -60,6 +60,18 @@ impl Figure {
         }
     }
 
+    /// Microseconds of the process's CPU time per request or delivery, later compared with
+    /// the ceiling's the other way round (less is better).
+    pub fn cpu(name: &str, us: f64) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: us,
+            unit: CPU_UNIT,
+            ratio_to_ceiling: None,
+            latency_ms: None,
+        }
+    }
+
     /// A memory figure in bytes.
     pub fn memory(name: &str, bytes: u64) -> Self {
         Self {
@@ -72,6 +84,9 @@ impl Figure {
     }
 }
 
+/// The unit of [`Figure::cpu`].
+const CPU_UNIT: &str = "µs CPU each";
+
 /// Every figure of a run.
 #[derive(Serialize)]
 pub struct Report {
@@ -79,6 +94,8 @@ pub struct Report {
     backend: String,
     nodes: usize,
     ceiling_posts_per_s: f64,
+    /// The process's CPU time per ceiling request, in microseconds.
+    ceiling_cpu_us: f64,
     figures: Vec<Figure>,
 }
 
@@ -104,19 +121,26 @@ impl Report {
             .to_owned(),
             nodes: args.nodes.max(1),
             ceiling_posts_per_s: 0.0,
+            ceiling_cpu_us: f64::NAN,
             figures: Vec::new(),
         }
     }
 
-    /// The ceiling every rate is compared with.
-    pub fn set_ceiling(&mut self, posts_per_s: f64) {
+    /// The ceiling every rate is compared with, and its CPU cost per request, which every CPU
+    /// cost is compared with.
+    pub fn set_ceiling(&mut self, posts_per_s: f64, cpu_us: f64) {
         self.ceiling_posts_per_s = posts_per_s;
+        self.ceiling_cpu_us = cpu_us;
     }
 
-    /// Adds a figure, computing its ratio to the ceiling when it is a rate.
+    /// Adds a figure, computing its ratio to the ceiling when it is a rate or a CPU cost (for
+    /// a cost the ceiling's is divided by the figure's, so that higher is better for both).
     pub fn push(&mut self, mut figure: Figure) {
         if figure.unit.ends_with("/s") && self.ceiling_posts_per_s > 0.0 {
             figure.ratio_to_ceiling = Some(figure.value / self.ceiling_posts_per_s);
+        }
+        if figure.unit == CPU_UNIT && figure.value > 0.0 {
+            figure.ratio_to_ceiling = Some(self.ceiling_cpu_us / figure.value);
         }
         self.figures.push(figure);
     }
@@ -145,6 +169,10 @@ impl Report {
             "POST/s",
             "1.00"
         );
+        println!(
+            "{:<62} {:>12.1}  {:<14} {:>8}",
+            "  CPU per request", self.ceiling_cpu_us, CPU_UNIT, "1.00"
+        );
         for f in &self.figures {
             let ratio = f
                 .ratio_to_ceiling
@@ -156,6 +184,10 @@ impl Report {
                     format!("{:.1}/{:.1}/{:.1}", l.p50, l.p99, l.max),
                     "ms p50/p99/max",
                     ""
+                ),
+                None if f.unit == CPU_UNIT => println!(
+                    "{:<62} {:>12.1}  {:<14} {:>8}",
+                    f.name, f.value, f.unit, ratio
                 ),
                 None => println!(
                     "{:<62} {:>12.0}  {:<14} {:>8}",
