@@ -268,19 +268,7 @@ impl Sender {
             Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone()))
         }));
 
-        let clock = Instant::now();
-        let (sent, refused) = match target {
-            Err(words) => (Ok(Ok((0, None, String::new()))), Some(words.clone())),
-            Ok(uri) => (
-                tokio::time::timeout(
-                    delivery.webhook.timeout,
-                    self.send(uri.clone(), &headers, body),
-                )
-                .await,
-                None,
-            ),
-        };
-        let duration_ms = clock.elapsed().as_millis() as i64;
+        // Recorded before sending, so that the request can take the header values over.
         let request_headers = RecordedHeaders::new(
             headers[..fixed]
                 .iter()
@@ -291,6 +279,20 @@ impl Sender {
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_str())),
         );
+
+        let clock = Instant::now();
+        let (sent, refused) = match target {
+            Err(words) => (Ok(Ok((0, None, String::new()))), Some(words.clone())),
+            Ok(uri) => (
+                tokio::time::timeout(
+                    delivery.webhook.timeout,
+                    self.send(uri.clone(), headers, body),
+                )
+                .await,
+                None,
+            ),
+        };
+        let duration_ms = clock.elapsed().as_millis() as i64;
         let (outcome, response_status, response_body, error) = match sent {
             _ if refused.is_some() => (Outcome::Unreachable, None, None, refused),
             Err(_) => (
@@ -378,10 +380,11 @@ impl Sender {
         headers
     }
 
+    /// POSTs `body` with `headers`, whose values become the request's without a copy.
     async fn send(
         &self,
         uri: Uri,
-        headers: &[(HeaderName, String)],
+        headers: Vec<(HeaderName, String)>,
         body: String,
     ) -> Result<(u16, Option<Duration>, String), SendError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
@@ -390,8 +393,8 @@ impl Sender {
         let map = request.headers_mut();
         map.reserve(headers.len());
         for (name, value) in headers {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                map.insert(name.clone(), v);
+            if let Ok(v) = HeaderValue::try_from(value) {
+                map.insert(name, v);
             }
         }
         let response = self.client.request(request).await?;
