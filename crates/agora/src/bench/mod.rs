@@ -13,8 +13,8 @@
 //! 6. memory: peak RSS of a server process holding deliveries for an endpoint that is down.
 //!
 //! The ceiling and the end-to-end runs also report the process's CPU time per request or
-//! delivery, compared the other way round (ceiling / figure): the rates move with the noise
-//! of a shared machine, the CPU cost of a delivery much less.
+//! delivery, compared the other way round (ceiling / figure): a rate that falls while the
+//! CPU cost holds points at idle CPUs, not at costlier deliveries.
 
 mod cpu;
 mod receiver;
@@ -113,7 +113,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "POST/s",
         ));
         report.push(Figure::cpu(
-            "  CPU per request with a delivery's headers",
+            "ceiling, requests with a delivery's headers (µs CPU each)",
             with_headers.cpu_us,
         ));
     }
@@ -143,7 +143,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 run.rate,
                 "deliveries/s",
             ));
-            report.push(Figure::cpu("  CPU per delivery", run.cpu_us));
+            report.push(Figure::cpu(
+                &format!("end to end, {webhooks} webhook(s) per event (µs CPU each)"),
+                run.cpu_us,
+            ));
             if webhooks == 1 {
                 report.push(Figure::latency(
                     "latency at saturation, 1 webhook",

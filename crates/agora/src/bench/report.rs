@@ -85,7 +85,7 @@ impl Figure {
 }
 
 /// The unit of [`Figure::cpu`].
-const CPU_UNIT: &str = "µs CPU each";
+const CPU_UNIT: &str = "µs CPU";
 
 /// Every figure of a run.
 #[derive(Serialize)]
@@ -171,7 +171,7 @@ impl Report {
         );
         println!(
             "{:<62} {:>12.1}  {:<14} {:>8}",
-            "  CPU per request", self.ceiling_cpu_us, CPU_UNIT, "1.00"
+            "ceiling (µs CPU each)", self.ceiling_cpu_us, CPU_UNIT, "1.00"
         );
         for f in &self.figures {
             let ratio = f
