@@ -133,24 +133,32 @@ impl Report {
         self.ceiling_cpu_us = cpu_us;
     }
 
-    /// Adds a figure, computing its ratio to the ceiling when it is a rate or a CPU cost (for
-    /// a cost the ceiling's is divided by the figure's, so that higher is better for both).
-    pub fn push(&mut self, mut figure: Figure) {
-        if figure.unit.ends_with("/s") && self.ceiling_posts_per_s > 0.0 {
-            figure.ratio_to_ceiling = Some(figure.value / self.ceiling_posts_per_s);
-        }
-        if figure.unit == CPU_UNIT && figure.value > 0.0 {
-            figure.ratio_to_ceiling = Some(self.ceiling_cpu_us / figure.value);
-        }
+    /// Adds a figure; its ratio to the ceiling is worked out when the report is printed, since
+    /// the ceiling is measured again after the scenarios.
+    pub fn push(&mut self, figure: Figure) {
         self.figures.push(figure);
     }
 
+    /// Gives each rate and each CPU cost its ratio to the ceiling (for a cost the ceiling's is
+    /// divided by the figure's, so that higher is better for both).
+    fn compare_with_ceiling(&mut self) {
+        for figure in &mut self.figures {
+            if figure.unit.ends_with("/s") && self.ceiling_posts_per_s > 0.0 {
+                figure.ratio_to_ceiling = Some(figure.value / self.ceiling_posts_per_s);
+            }
+            if figure.unit == CPU_UNIT && figure.value > 0.0 {
+                figure.ratio_to_ceiling = Some(self.ceiling_cpu_us / figure.value);
+            }
+        }
+    }
+
     /// Prints the report.
-    pub fn print(&self, json: bool) {
+    pub fn print(mut self, json: bool) {
+        self.compare_with_ceiling();
         if json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(self).expect("a report serializes")
+                serde_json::to_string_pretty(&self).expect("a report serializes")
             );
             return;
         }
