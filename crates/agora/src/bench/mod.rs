@@ -9,7 +9,9 @@
 //!    parse;
 //! 2. ingest: events/s acknowledged by `POST /v1/events` (and the batch endpoint);
 //! 3. end to end: deliveries/s with 1 and with 10 webhooks per event, first publish to last
-//!    arrival;
+//!    arrival; each also against a ceiling measured with as many requests in flight as the
+//!    dispatcher may have in that run (10 webhooks × 32), since a plain client too slows down
+//!    with more connections;
 //! 4. latency: publish to arrival at a fixed rate and at saturation;
 //! 5. backlog: the fixed-rate latency again with a large backlog scheduled for later;
 //! 6. memory: peak RSS of a server process holding deliveries for an endpoint that is down.
@@ -136,19 +138,43 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for webhooks in [1, 10] {
             let nodes = Nodes::start(&args).await?;
             let run = end_to_end(&nodes, &receiver, webhooks, args.events).await?;
-            push_throughput(
-                &mut report,
-                &format!("end to end, {webhooks} webhook(s) per event"),
-                "deliveries/s",
-                run.throughput,
-            );
+            let what = format!("end to end, {webhooks} webhook(s) per event");
+            push_throughput(&mut report, &what, "deliveries/s", run.throughput);
             if webhooks == 1 {
                 report.push(Figure::latency(
                     "latency at saturation, 1 webhook",
                     &run.latencies,
                 ));
             }
+            // The ceiling is a plain client "at the same concurrency": measured again
+            // with as many requests in flight as the dispatchers allowed in this run.
+            let in_flight = webhooks * nodes.in_flight_per_webhook;
             nodes.stop().await?;
+            let matched = ceiling(&receiver, in_flight, args.seconds, &HeaderMap::new()).await?;
+            progress(&format!(
+                "ceiling with {in_flight} in flight: {:.0} POST/s",
+                matched.rate
+            ));
+            report.push(Figure::rate(
+                &format!("ceiling with {in_flight} in flight, as that run (POST/s)"),
+                matched.rate,
+                "POST/s",
+            ));
+            report.push(
+                Figure::rate(
+                    &format!("{what}, against that ceiling (deliveries/s)"),
+                    run.throughput.rate,
+                    "deliveries/s",
+                )
+                .against(matched.rate),
+            );
+            report.push(
+                Figure::cpu(
+                    &format!("{what}, against that ceiling (µs CPU each)"),
+                    run.throughput.cpu_us,
+                )
+                .against(matched.cpu_us),
+            );
         }
     }
     if args.wants("latency") {
@@ -370,6 +396,8 @@ async fn plain_client_rate(
 /// One or more servers on a fresh database.
 struct Nodes {
     running: Vec<crate::Running>,
+    /// Requests to one webhook the nodes may have in flight together.
+    in_flight_per_webhook: usize,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -385,14 +413,17 @@ impl Nodes {
             None => None,
         };
         let mut running = Vec::new();
+        let mut in_flight_per_webhook = 0;
         for n in 0..args.nodes.max(1) {
             let mut config = bench_config(dir.path().join(format!("node{n}")));
             config.database_url = database_url.clone();
+            in_flight_per_webhook += config.max_concurrency_per_webhook;
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             running.push(crate::start(config, listener).await?);
         }
         let nodes = Self {
             running,
+            in_flight_per_webhook,
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
                 .build()?,

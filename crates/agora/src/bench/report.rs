@@ -15,6 +15,10 @@ pub struct Figure {
     /// Throughput figures as a fraction of the ceiling measured in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     ratio_to_ceiling: Option<f64>,
+    /// The ceiling this figure is compared with (in its own unit), when not the run's: a plain
+    /// client measured with as many requests in flight as the scenario had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ceiling: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<Latency>,
 }
@@ -35,6 +39,7 @@ impl Figure {
             value,
             unit,
             ratio_to_ceiling: None,
+            ceiling: None,
             latency_ms: None,
         }
     }
@@ -51,6 +56,7 @@ impl Figure {
             value: at(0.99),
             unit: "ms p99",
             ratio_to_ceiling: None,
+            ceiling: None,
             latency_ms: Some(Latency {
                 p50: at(0.5),
                 p99: at(0.99),
@@ -68,6 +74,7 @@ impl Figure {
             value: us,
             unit: CPU_UNIT,
             ratio_to_ceiling: None,
+            ceiling: None,
             latency_ms: None,
         }
     }
@@ -79,8 +86,18 @@ impl Figure {
             value: bytes as f64 / (1024.0 * 1024.0),
             unit: "MiB",
             ratio_to_ceiling: None,
+            ceiling: None,
             latency_ms: None,
         }
+    }
+}
+
+impl Figure {
+    /// The figure compared with `ceiling` (a rate or a CPU cost, as the figure is) instead of
+    /// the run's ceiling.
+    pub fn against(mut self, ceiling: f64) -> Self {
+        self.ceiling = Some(ceiling);
+        self
     }
 }
 
@@ -143,11 +160,13 @@ impl Report {
     /// divided by the figure's, so that higher is better for both).
     fn compare_with_ceiling(&mut self) {
         for figure in &mut self.figures {
-            if figure.unit.ends_with("/s") && self.ceiling_posts_per_s > 0.0 {
-                figure.ratio_to_ceiling = Some(figure.value / self.ceiling_posts_per_s);
+            let rate_ceiling = figure.ceiling.unwrap_or(self.ceiling_posts_per_s);
+            if figure.unit.ends_with("/s") && rate_ceiling > 0.0 {
+                figure.ratio_to_ceiling = Some(figure.value / rate_ceiling);
             }
             if figure.unit == CPU_UNIT && figure.value > 0.0 {
-                figure.ratio_to_ceiling = Some(self.ceiling_cpu_us / figure.value);
+                let cpu_ceiling = figure.ceiling.unwrap_or(self.ceiling_cpu_us);
+                figure.ratio_to_ceiling = Some(cpu_ceiling / figure.value);
             }
         }
     }
@@ -167,18 +186,18 @@ impl Report {
             self.machine, self.backend, self.nodes
         );
         println!(
-            "{:<62} {:>12}  {:<14} {:>8}",
+            "{:<72} {:>12}  {:<14} {:>8}",
             "figure", "value", "unit", "ceiling"
         );
         println!(
-            "{:<62} {:>12.0}  {:<14} {:>8}",
+            "{:<72} {:>12.0}  {:<14} {:>8}",
             "ceiling: receiver driven by a plain client",
             self.ceiling_posts_per_s,
             "POST/s",
             "1.00"
         );
         println!(
-            "{:<62} {:>12.1}  {:<14} {:>8}",
+            "{:<72} {:>12.1}  {:<14} {:>8}",
             "ceiling (µs CPU each)", self.ceiling_cpu_us, CPU_UNIT, "1.00"
         );
         for f in &self.figures {
@@ -187,18 +206,18 @@ impl Report {
                 .map_or(String::new(), |r| format!("{r:.2}"));
             match &f.latency_ms {
                 Some(l) => println!(
-                    "{:<62} {:>12}  {:<14} {:>8}",
+                    "{:<72} {:>12}  {:<14} {:>8}",
                     f.name,
                     format!("{:.1}/{:.1}/{:.1}", l.p50, l.p99, l.max),
                     "ms p50/p99/max",
                     ""
                 ),
                 None if f.unit == CPU_UNIT => println!(
-                    "{:<62} {:>12.1}  {:<14} {:>8}",
+                    "{:<72} {:>12.1}  {:<14} {:>8}",
                     f.name, f.value, f.unit, ratio
                 ),
                 None => println!(
-                    "{:<62} {:>12.0}  {:<14} {:>8}",
+                    "{:<72} {:>12.0}  {:<14} {:>8}",
                     f.name, f.value, f.unit, ratio
                 ),
             }
