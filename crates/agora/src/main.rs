@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use agora::config::LogFormat;
 
@@ -100,7 +101,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => {
-            init_logging(LogFormat::Text);
+            // The report goes to stdout (`--json` for machines), so the logs may not.
+            init_logging_to(LogFormat::Text, BoxMakeWriter::new(std::io::stderr));
             agora::bench::run(args).await
         }
         Command::Version => {
@@ -146,9 +148,15 @@ async fn wait_for_signal() {
 }
 
 fn init_logging(format: LogFormat) {
+    init_logging_to(format, BoxMakeWriter::new(std::io::stdout));
+}
+
+fn init_logging_to(format: LogFormat, writer: BoxMakeWriter) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -5,6 +5,7 @@ mod helpers;
 mod process;
 
 mod api_validation;
+mod bench;
 mod cluster;
 mod crash;
 mod delivery;

@@ -1,0 +1,54 @@
+//! `agora bench` as a user runs it: its JSON report is the whole of its standard output.
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_json_report_is_all_of_stdout_and_each_run_is_compared_at_its_own_concurrency() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args([
+            "bench",
+            "--only",
+            "e2e",
+            "--json",
+            "--seconds",
+            "1",
+            "--events",
+            "100",
+        ])
+        .env_remove("AGORA_DATABASE_URL")
+        .env_remove("AGORA_MAX_CONCURRENCY_PER_WEBHOOK")
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    assert!(report["ceiling_posts_per_s"].as_f64().unwrap() > 0.0);
+    let figures = report["figures"].as_array().unwrap();
+    let figure = |name: &str| {
+        figures
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no figure {name:?} in {figures:?}"))
+    };
+    let run = figure("end to end, 10 webhook(s) per event (deliveries/s)");
+    let matched = figure("ceiling with 320 in flight, as that run (POST/s)");
+    let against =
+        figure("end to end, 10 webhook(s) per event, against that ceiling (deliveries/s)");
+    assert_eq!(against["value"], run["value"]);
+    assert_eq!(against["ceiling"], matched["value"]);
+    let ratio = against["ratio_to_ceiling"].as_f64().unwrap();
+    let expected = run["value"].as_f64().unwrap() / matched["value"].as_f64().unwrap();
+    assert!(
+        (ratio - expected).abs() < 1e-9,
+        "{ratio} against {expected}"
+    );
+    assert!(
+        run.get("ceiling").is_none(),
+        "the other figures are compared with the run's ceiling"
+    );
+}
