@@ -79,6 +79,13 @@ impl Figure {
         }
     }
 
+    /// The figure compared with `ceiling` (a rate or a CPU cost, as the figure is) instead of
+    /// the run's ceiling.
+    pub fn against(mut self, ceiling: f64) -> Self {
+        self.ceiling = Some(ceiling);
+        self
+    }
+
     /// A memory figure in bytes.
     pub fn memory(name: &str, bytes: u64) -> Self {
         Self {
@@ -89,15 +96,6 @@ impl Figure {
             ceiling: None,
             latency_ms: None,
         }
-    }
-}
-
-impl Figure {
-    /// The figure compared with `ceiling` (a rate or a CPU cost, as the figure is) instead of
-    /// the run's ceiling.
-    pub fn against(mut self, ceiling: f64) -> Self {
-        self.ceiling = Some(ceiling);
-        self
     }
 }
 
