@@ -32,6 +32,8 @@ struct Slots {
     per_webhook: HashMap<String, Slot>,
     /// Webhooks with failures since their last success; absent means healthy.
     breakers: HashMap<String, Breaker>,
+    /// Set at shutdown: no permit is given any more.
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -59,12 +61,9 @@ struct Slot {
 pub(super) struct Admission(Arc<Semaphore>);
 
 impl Admission {
-    /// Waits for a request permit of the webhook.
-    pub(super) async fn acquire(self) -> OwnedSemaphorePermit {
-        self.0
-            .acquire_owned()
-            .await
-            .expect("limiter semaphores are never closed")
+    /// Waits for a request permit of the webhook; `None` once the limiter is closed.
+    pub(super) async fn acquire(self) -> Option<OwnedSemaphorePermit> {
+        self.0.acquire_owned().await.ok()
     }
 }
 
@@ -77,6 +76,17 @@ impl Limiter {
             max_in_memory: config.max_in_memory.max(1),
             breaker_threshold: config.breaker_threshold.max(1),
             breaker_cooldown_ms: config.breaker_cooldown.as_millis() as i64,
+        }
+    }
+
+    /// Stops giving request permits: attempts waiting for one, and any admitted later, end
+    /// without starting. One close at shutdown replaces a shutdown signal in every delivery's
+    /// task.
+    pub(super) fn close(&self) {
+        let mut slots = self.slots.lock().expect("limiter lock");
+        slots.closed = true;
+        for slot in slots.per_webhook.values() {
+            slot.permits.close();
         }
     }
 
@@ -178,6 +188,9 @@ impl Limiter {
                 permits: Arc::new(Semaphore::new(self.concurrency)),
             });
         slot.held += 1;
+        if slots.closed {
+            slot.permits.close();
+        }
         Admission(slot.permits.clone())
     }
 
@@ -275,6 +288,32 @@ mod tests {
         assert!(
             l.try_admit("wh_d").is_none(),
             "a failing webhook's work waits its turn"
+        );
+    }
+
+    #[tokio::test]
+    async fn once_closed_no_permit_is_given_to_waiting_or_later_deliveries() {
+        let l = Limiter::new(&DispatcherConfig {
+            max_concurrency_per_webhook: 1,
+            ..DispatcherConfig::default()
+        });
+        let sending = l
+            .admit("wh_a")
+            .acquire()
+            .await
+            .expect("a permit while open");
+        let waiting = tokio::spawn(l.admit("wh_a").acquire());
+        tokio::task::yield_now().await;
+        l.close();
+        assert!(waiting.await.unwrap().is_none(), "the waiting one gives up");
+        assert!(
+            l.admit("wh_b").acquire().await.is_none(),
+            "a new webhook too"
+        );
+        drop(sending);
+        assert!(
+            l.admit("wh_a").acquire().await.is_none(),
+            "a freed permit is not given either"
         );
     }
 

@@ -156,9 +156,17 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             self.config.clone(),
             shutdown.clone(),
         ));
+        // Attempts still waiting for a request permit stop waiting, unstarted, at shutdown.
+        let closer = tokio::spawn({
+            let (limiter, shutdown) = (limiter.clone(), shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                limiter.close();
+            }
+        });
         let batches = BatchStart {
             queue: self.queue.clone(),
-            sender: self.sender,
+            sender: Arc::new(self.sender),
             limiter: limiter.clone(),
             record_tx,
             shutdown: shutdown.clone(),
@@ -192,6 +200,7 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         if let Some(handed) = handed {
             let _ = handed.await;
         }
+        let _ = closer.await;
         tasks.close();
         tasks.wait().await;
         let _ = recorder.await;
@@ -319,7 +328,9 @@ async fn take_handed<Q: DeliveryQueue>(
 /// claiming while the batch's bodies and webhook settings load.
 struct BatchStart<Q> {
     queue: Arc<Q>,
-    sender: Sender,
+    /// Shared by every delivery's task: cloning the sender itself copies its strings and its
+    /// retry schedule.
+    sender: Arc<Sender>,
     limiter: Arc<Limiter>,
     record_tx: mpsc::UnboundedSender<AttemptRecord>,
     shutdown: CancellationToken,
@@ -374,17 +385,15 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
                     target
                 }
             };
-            let (limiter, sender, record_tx, shutdown) = (
+            let (limiter, sender, record_tx) = (
                 self.limiter.clone(),
                 self.sender.clone(),
                 self.record_tx.clone(),
-                self.shutdown.clone(),
             );
             self.tasks.spawn(async move {
-                let permit = tokio::select! {
-                    p = admission.acquire() => p,
-                    // Not started: its lease is given back at shutdown.
-                    () = shutdown.cancelled() => return,
+                // None at shutdown: not started, its lease is given back.
+                let Some(permit) = admission.acquire().await else {
+                    return;
                 };
                 let record = match limiter.gate(&delivery.webhook_id) {
                     Gate::Send => sender.attempt_to(&delivery, &target).await,
