@@ -8,6 +8,7 @@
 //! deliveries stop occupying memory and permits.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -19,6 +20,10 @@ use crate::time::now_ms;
 /// Counts held deliveries per webhook and in all.
 pub(super) struct Limiter {
     slots: Mutex<Slots>,
+    /// How many webhooks have a breaker (failures since their last success), kept with the
+    /// map under the lock: while none has, the breaker's questions are answered without the
+    /// lock, which every delivery would otherwise take twice.
+    failing: AtomicUsize,
     concurrency: usize,
     max_queued: usize,
     max_in_memory: usize,
@@ -71,6 +76,7 @@ impl Limiter {
     pub(super) fn new(config: &DispatcherConfig) -> Self {
         Self {
             slots: Mutex::new(Slots::default()),
+            failing: AtomicUsize::new(0),
             concurrency: config.max_concurrency_per_webhook.max(1),
             max_queued: config.max_queued_per_webhook.max(1),
             max_in_memory: config.max_in_memory.max(1),
@@ -121,6 +127,9 @@ impl Limiter {
 
     /// Asks the webhook's breaker whether a delivery may be sent now.
     pub(super) fn gate(&self, webhook_id: &str) -> Gate {
+        if self.failing.load(Ordering::Acquire) == 0 {
+            return Gate::Send;
+        }
         let mut slots = self.slots.lock().expect("limiter lock");
         let Some(breaker) = slots.breakers.get_mut(webhook_id) else {
             return Gate::Send;
@@ -145,17 +154,21 @@ impl Limiter {
         }
         let endpoint_failed = record.next != NextState::Succeeded
             && record.response_status.is_none_or(|s| s == 429 || s >= 500);
-        let mut slots = self.slots.lock().expect("limiter lock");
-        if !endpoint_failed {
-            slots.breakers.remove(&record.webhook_id);
+        if !endpoint_failed && self.failing.load(Ordering::Acquire) == 0 {
             return;
         }
-        let breaker = slots.breakers.entry(record.webhook_id.clone()).or_default();
-        breaker.failures += 1;
-        breaker.probing = false;
-        if breaker.failures >= self.breaker_threshold {
-            breaker.open_until = now_ms() + self.breaker_cooldown_ms;
+        let mut slots = self.slots.lock().expect("limiter lock");
+        if endpoint_failed {
+            let breaker = slots.breakers.entry(record.webhook_id.clone()).or_default();
+            breaker.failures += 1;
+            breaker.probing = false;
+            if breaker.failures >= self.breaker_threshold {
+                breaker.open_until = now_ms() + self.breaker_cooldown_ms;
+            }
+        } else {
+            slots.breakers.remove(&record.webhook_id);
         }
+        self.failing.store(slots.breakers.len(), Ordering::Release);
     }
 
     /// Counts a claimed delivery as held.
