@@ -8,7 +8,7 @@
 //! - [`subscription`]: which event types a webhook wants (`thread.created`, `thread.*`, `*`).
 //! - [`signing`]: webhook secrets and the two signature schemes of the contract.
 //! - [`retry`]: whether a failed attempt is retried, and when.
-//! - [`format`]: the body as Slack or Discord want it, for webhooks that post there directly.
+//! - [`format`](mod@format): the body as Slack or Discord want it, for webhooks that post there directly.
 //! - [`target`]: which URLs and addresses a webhook may point at (SSRF protection).
 //! - [`dispatcher`]: claims due deliveries from a [`dispatcher::DeliveryQueue`] (implemented by
 //!   the store), sends them with one shared HTTP client and records every attempt.
