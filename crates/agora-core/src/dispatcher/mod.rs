@@ -171,7 +171,6 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                 limiter: limiter.clone(),
                 record_tx,
             }),
-            limiter: limiter.clone(),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
         };
@@ -235,11 +234,11 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
         } = self;
         let BatchStart {
             queue,
-            limiter,
+            attempts,
             shutdown,
             tasks,
-            ..
         } = &batches;
+        let limiter = &attempts.limiter;
         let mut backoff = Backoff::default();
         let mut last_exhaustive = Instant::now();
         while !shutdown.is_cancelled() {
@@ -332,7 +331,6 @@ async fn take_handed<Q: DeliveryQueue>(
 struct BatchStart<Q> {
     queue: Arc<Q>,
     attempts: Arc<Attempts>,
-    limiter: Arc<Limiter>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -373,7 +371,6 @@ impl<Q> Clone for BatchStart<Q> {
         Self {
             queue: self.queue.clone(),
             attempts: self.attempts.clone(),
-            limiter: self.limiter.clone(),
             shutdown: self.shutdown.clone(),
             tasks: self.tasks.clone(),
         }
