@@ -115,6 +115,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "ceiling, requests with a delivery's headers",
             "POST/s",
             with_headers,
+            None,
         );
     }
 
@@ -139,7 +140,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let nodes = Nodes::start(&args).await?;
             let run = end_to_end(&nodes, &receiver, webhooks, args.events).await?;
             let what = format!("end to end, {webhooks} webhook(s) per event");
-            push_throughput(&mut report, &what, "deliveries/s", run.throughput);
+            push_throughput(&mut report, &what, "deliveries/s", run.throughput, None);
             if webhooks == 1 {
                 report.push(Figure::latency(
                     "latency at saturation, 1 webhook",
@@ -160,20 +161,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 matched.rate,
                 "POST/s",
             ));
-            report.push(
-                Figure::rate(
-                    &format!("{what}, against that ceiling (deliveries/s)"),
-                    run.throughput.rate,
-                    "deliveries/s",
-                )
-                .against(matched.rate),
-            );
-            report.push(
-                Figure::cpu(
-                    &format!("{what}, against that ceiling (µs CPU each)"),
-                    run.throughput.cpu_us,
-                )
-                .against(matched.cpu_us),
+            push_throughput(
+                &mut report,
+                &format!("{what}, against that ceiling"),
+                "deliveries/s",
+                run.throughput,
+                Some(matched),
             );
         }
     }
@@ -245,17 +238,26 @@ fn progress(line: &str) {
 }
 
 /// Adds `measured` as two figures named after `what`: its rate in `unit`, and its CPU time
-/// each.
-fn push_throughput(report: &mut Report, what: &str, unit: &'static str, measured: Throughput) {
-    report.push(Figure::rate(
-        &format!("{what} ({unit})"),
-        measured.rate,
-        unit,
-    ));
-    report.push(Figure::cpu(
-        &format!("{what} (µs CPU each)"),
-        measured.cpu_us,
-    ));
+/// each; both compared with `against` when given, else with the run's ceiling.
+fn push_throughput(
+    report: &mut Report,
+    what: &str,
+    unit: &'static str,
+    measured: Throughput,
+    against: Option<Throughput>,
+) {
+    let rate = Figure::rate(&format!("{what} ({unit})"), measured.rate, unit);
+    let cpu = Figure::cpu(&format!("{what} (µs CPU each)"), measured.cpu_us);
+    match against {
+        Some(ceiling) => {
+            report.push(rate.against(ceiling.rate));
+            report.push(cpu.against(ceiling.cpu_us));
+        }
+        None => {
+            report.push(rate);
+            report.push(cpu);
+        }
+    }
 }
 
 /// What a stretch of sending measured: its rate and the CPU time (of the whole process,

@@ -99,6 +99,9 @@ impl Figure {
     }
 }
 
+/// Characters the table gives a figure's name.
+const NAME_WIDTH: usize = 72;
+
 /// The unit of [`Figure::cpu`].
 const CPU_UNIT: &str = "µs CPU";
 
@@ -184,18 +187,18 @@ impl Report {
             self.machine, self.backend, self.nodes
         );
         println!(
-            "{:<72} {:>12}  {:<14} {:>8}",
+            "{:<NAME_WIDTH$} {:>12}  {:<14} {:>8}",
             "figure", "value", "unit", "ceiling"
         );
         println!(
-            "{:<72} {:>12.0}  {:<14} {:>8}",
+            "{:<NAME_WIDTH$} {:>12.0}  {:<14} {:>8}",
             "ceiling: receiver driven by a plain client",
             self.ceiling_posts_per_s,
             "POST/s",
             "1.00"
         );
         println!(
-            "{:<72} {:>12.1}  {:<14} {:>8}",
+            "{:<NAME_WIDTH$} {:>12.1}  {:<14} {:>8}",
             "ceiling (µs CPU each)", self.ceiling_cpu_us, CPU_UNIT, "1.00"
         );
         for f in &self.figures {
@@ -204,18 +207,18 @@ impl Report {
                 .map_or(String::new(), |r| format!("{r:.2}"));
             match &f.latency_ms {
                 Some(l) => println!(
-                    "{:<72} {:>12}  {:<14} {:>8}",
+                    "{:<NAME_WIDTH$} {:>12}  {:<14} {:>8}",
                     f.name,
                     format!("{:.1}/{:.1}/{:.1}", l.p50, l.p99, l.max),
                     "ms p50/p99/max",
                     ""
                 ),
                 None if f.unit == CPU_UNIT => println!(
-                    "{:<72} {:>12.1}  {:<14} {:>8}",
+                    "{:<NAME_WIDTH$} {:>12.1}  {:<14} {:>8}",
                     f.name, f.value, f.unit, ratio
                 ),
                 None => println!(
-                    "{:<72} {:>12.0}  {:<14} {:>8}",
+                    "{:<NAME_WIDTH$} {:>12.0}  {:<14} {:>8}",
                     f.name, f.value, f.unit, ratio
                 ),
             }
