@@ -5,14 +5,13 @@
 //! 5xx). While open, deliveries are deferred without an attempt and the claim skips the
 //! webhook; after `breaker_cooldown` one probe goes through, and its success closes the
 //! breaker. A dead endpoint thus gets one request per cooldown instead of a stampede, and its
-//! deliveries stop occupying memory and permits.
+//! deliveries stop occupying memory and workers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
+use super::lane::{Lane, Work};
 use super::queue::{AttemptRecord, NextState};
 use super::DispatcherConfig;
 use crate::time::now_ms;
@@ -37,7 +36,7 @@ struct Slots {
     per_webhook: HashMap<String, Slot>,
     /// Webhooks with failures since their last success; absent means healthy.
     breakers: HashMap<String, Breaker>,
-    /// Set at shutdown: no permit is given any more.
+    /// Set at shutdown: lanes take no more work.
     closed: bool,
 }
 
@@ -59,16 +58,17 @@ pub(super) enum Gate {
 
 struct Slot {
     held: usize,
-    permits: Arc<Semaphore>,
+    lane: Arc<Lane>,
 }
 
-/// The right to wait for one of a webhook's request permits.
-pub(super) struct Admission(Arc<Semaphore>);
+/// A held delivery's way into its webhook's lane, once it is loaded.
+pub(super) struct Admission(Arc<Lane>);
 
 impl Admission {
-    /// Waits for a request permit of the webhook; `None` once the limiter is closed.
-    pub(super) async fn acquire(self) -> Option<OwnedSemaphorePermit> {
-        self.0.acquire_owned().await.ok()
+    /// Queues the loaded delivery in its webhook's lane. Returns the lane when the caller is to
+    /// start a worker for it ([`Lane::push`]).
+    pub(super) fn queue(self, work: Work) -> Option<Arc<Lane>> {
+        self.0.push(work).then_some(self.0)
     }
 }
 
@@ -85,14 +85,14 @@ impl Limiter {
         }
     }
 
-    /// Stops giving request permits: attempts waiting for one, and any admitted later, end
-    /// without starting. One close at shutdown replaces a shutdown signal in every delivery's
-    /// task.
+    /// Closes every webhook's lane, and those opened later: deliveries waiting to be sent, and
+    /// any admitted later, are dropped unsent ([`Lane::close`]). One close at shutdown
+    /// replaces a shutdown signal in every worker.
     pub(super) fn close(&self) {
         let mut slots = self.slots.lock().expect("limiter lock");
         slots.closed = true;
         for slot in slots.per_webhook.values() {
-            slot.permits.close();
+            slot.lane.close();
         }
     }
 
@@ -198,13 +198,13 @@ impl Limiter {
             .entry(webhook_id.to_owned())
             .or_insert_with(|| Slot {
                 held: 0,
-                permits: Arc::new(Semaphore::new(self.concurrency)),
+                lane: Arc::new(Lane::new(self.concurrency)),
             });
         slot.held += 1;
         if slots.closed {
-            slot.permits.close();
+            slot.lane.close();
         }
-        Admission(slot.permits.clone())
+        Admission(slot.lane.clone())
     }
 
     /// Forgets deliveries whose attempts are recorded; webhooks holding nothing are dropped so
@@ -226,6 +226,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatcher::lane::tests::work;
     use crate::dispatcher::RecordedHeaders;
     use std::time::Duration;
 
@@ -304,29 +305,32 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn once_closed_no_permit_is_given_to_waiting_or_later_deliveries() {
+    #[test]
+    fn once_closed_no_lane_takes_work_old_or_new() {
         let l = Limiter::new(&DispatcherConfig {
             max_concurrency_per_webhook: 1,
             ..DispatcherConfig::default()
         });
-        let sending = l
+        let lane = l
             .admit("wh_a")
-            .acquire()
-            .await
-            .expect("a permit while open");
-        let waiting = tokio::spawn(l.admit("wh_a").acquire());
-        tokio::task::yield_now().await;
-        l.close();
-        assert!(waiting.await.unwrap().is_none(), "the waiting one gives up");
+            .queue(work("msg_1"))
+            .expect("a worker starts while open");
         assert!(
-            l.admit("wh_b").acquire().await.is_none(),
-            "a new webhook too"
+            l.admit("wh_a").queue(work("msg_2")).is_none(),
+            "one at a time"
         );
-        drop(sending);
+        l.close();
         assert!(
-            l.admit("wh_a").acquire().await.is_none(),
-            "a freed permit is not given either"
+            lane.next().is_none(),
+            "what waits is dropped, the worker ends"
+        );
+        assert!(
+            l.admit("wh_a").queue(work("msg_3")).is_none(),
+            "nothing later is taken"
+        );
+        assert!(
+            l.admit("wh_b").queue(work("msg_4")).is_none(),
+            "a new webhook's lane is closed too"
         );
     }
 

@@ -1,7 +1,7 @@
 //! The dispatcher: moves due deliveries from the queue to their receivers.
 //!
 //! ```text
-//!   commit ──wake──▶ claim loop ──▶ batch load ──▶ send task (per-webhook permit) ──▶ recorder ──▶ queue
+//!   commit ──wake──▶ claim loop ──▶ batch load ──▶ webhook lane (its workers) ──▶ recorder ──▶ queue
 //!     │              ▲   (poll fallback)  ▲                                                (batched)
 //!     └──hand-off────┼────────────────────┘
 //!                    └──────────────────────── capacity freed ◀─────────────────────────────┘
@@ -14,14 +14,16 @@
 //!   its bodies and webhook settings, so claiming goes on meanwhile. A webhook that already holds
 //!   [`DispatcherConfig::max_queued_per_webhook`] deliveries in memory is skipped by the claim,
 //!   so a hanging receiver cannot hoard work, and nobody else waits behind it.
-//! - Each delivery is its own task; a per-webhook semaphore bounds concurrent requests to one
-//!   receiver.
+//! - Each webhook has a lane: its loaded deliveries in order, sent by up to
+//!   [`DispatcherConfig::max_concurrency_per_webhook`] workers, which bounds concurrent requests
+//!   to one receiver.
 //! - Finished attempts go to one recorder task that writes them in batches, so a busy node
 //!   makes one transaction for many attempts; a small batch waits a few milliseconds for more.
 //! - Leases are renewed while the work is held; a node that dies stops renewing and its work
 //!   becomes due again when the lease runs out.
 
 mod handoff;
+mod lane;
 mod limiter;
 pub mod queue;
 pub mod sender;
@@ -37,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 use self::handoff::Handed;
 pub use self::handoff::{Handoff, Reservation};
+use self::lane::{Lane, Work};
 use self::limiter::{Admission, Gate, Limiter};
 pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
@@ -52,7 +55,7 @@ pub struct DispatcherConfig {
     pub node_id: String,
     /// Concurrent requests to one webhook.
     pub max_concurrency_per_webhook: usize,
-    /// Deliveries of one webhook held in memory (sending or waiting for a permit).
+    /// Deliveries of one webhook held in memory (sending or waiting in its lane).
     pub max_queued_per_webhook: usize,
     /// Deliveries held in memory in all, which bounds memory whatever the backlog.
     pub max_in_memory: usize,
@@ -156,7 +159,7 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             self.config.clone(),
             shutdown.clone(),
         ));
-        // Attempts still waiting for a request permit stop waiting, unstarted, at shutdown.
+        // Deliveries still waiting in their lanes are dropped, unsent, at shutdown.
         let closer = tokio::spawn({
             let (limiter, shutdown) = (limiter.clone(), shutdown.clone());
             async move {
@@ -335,10 +338,8 @@ struct BatchStart<Q> {
     tasks: TaskTracker,
 }
 
-/// What every delivery's task uses, shared: one reference count per task instead of a clone
-/// of each (the sender's own clone copies its strings and its retry schedule). With the
-/// shutdown signal left to [`Limiter::close`], this took 7 % off the CPU per delivery with 10
-/// webhooks (BENCHMARKS.md, eleventh session).
+/// What every worker uses, shared: one reference count per worker instead of a clone of each
+/// (the sender's own clone copies its strings and its retry schedule).
 struct Attempts {
     sender: Sender,
     limiter: Arc<Limiter>,
@@ -346,13 +347,16 @@ struct Attempts {
 }
 
 impl Attempts {
-    /// Waits for a request permit, makes the attempt (or defers it, if the webhook's breaker
-    /// says so), and hands its record to the recorder.
-    async fn make(&self, delivery: ClaimedDelivery, target: Arc<Target>, admission: Admission) {
-        // None at shutdown: not started, its lease is given back.
-        let Some(permit) = admission.acquire().await else {
-            return;
-        };
+    /// Sends the lane's deliveries one after another until it is empty or closed.
+    async fn work(&self, lane: Arc<Lane>) {
+        while let Some(work) = lane.next() {
+            self.make(work).await;
+        }
+    }
+
+    /// Makes the attempt (or defers it, if the webhook's breaker says so) and hands its record
+    /// to the recorder.
+    async fn make(&self, Work { delivery, target }: Work) {
         let record = match self.limiter.gate(&delivery.webhook_id) {
             Gate::Send => self.sender.attempt_to(&delivery, &target).await,
             Gate::Defer(until) => {
@@ -360,7 +364,6 @@ impl Attempts {
             }
         };
         self.limiter.observe(&record);
-        drop(permit);
         let _ = self.record_tx.send(record);
     }
 }
@@ -378,7 +381,8 @@ impl<Q> Clone for BatchStart<Q> {
 }
 
 impl<Q: DeliveryQueue> BatchStart<Q> {
-    /// Loads the batch and starts one task per delivery. Deliveries that cannot be loaded
+    /// Loads the batch and queues each delivery in its webhook's lane, starting workers where
+    /// the lane has room for more. Deliveries that cannot be loaded
     /// (storage down, webhook deleted meanwhile) are put back un-attempted through the
     /// recorder, which also frees their place in the limiter.
     async fn run(self, admitted: Vec<(LeasedDelivery, Admission)>) {
@@ -411,9 +415,10 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
                     target
                 }
             };
-            let attempts = self.attempts.clone();
-            self.tasks
-                .spawn(async move { attempts.make(delivery, target, admission).await });
+            if let Some(lane) = admission.queue(Work { delivery, target }) {
+                let attempts = self.attempts.clone();
+                self.tasks.spawn(async move { attempts.work(lane).await });
+            }
         }
     }
 }
