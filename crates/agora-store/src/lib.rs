@@ -251,6 +251,18 @@ impl Store {
         Ok(format!("{url}{sep}options[search_path]={name}"))
     }
 
+    /// Drops a schema [`Store::fresh_postgres_schema`] made, with everything in it, so that a
+    /// benchmark leaves the database it ran on as it found it.
+    pub async fn drop_postgres_schema(url: &str, name: &str) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
+    }
+
     /// The SQLite URL of a database file in `dir`.
     pub fn sqlite_url(dir: &Path) -> String {
         format!("sqlite://{}?mode=rwc", dir.join("agora.db").display())

@@ -401,17 +401,20 @@ struct Nodes {
     /// Requests to one webhook the nodes may have in flight together.
     in_flight_per_webhook: usize,
     client: reqwest::Client,
+    /// The PostgreSQL database and the schema made for this run, dropped when it stops.
+    schema: Option<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Nodes {
     async fn start(args: &BenchArgs) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let database_url = match &args.database_url {
-            Some(url) => {
-                let schema = format!("bench_{}", ulid::Ulid::new().to_string().to_lowercase());
-                Some(agora_store::Store::fresh_postgres_schema(url, &schema).await?)
-            }
+        let schema = args.database_url.as_ref().map(|url| {
+            let name = format!("bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+            (url.clone(), name)
+        });
+        let database_url = match &schema {
+            Some((url, name)) => Some(agora_store::Store::fresh_postgres_schema(url, name).await?),
             None => None,
         };
         let mut running = Vec::new();
@@ -429,6 +432,7 @@ impl Nodes {
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
                 .build()?,
+            schema,
             _dir: dir,
         };
         let registered = nodes
@@ -510,6 +514,9 @@ impl Nodes {
     async fn stop(self) -> anyhow::Result<()> {
         for r in self.running {
             r.stop().await?;
+        }
+        if let Some((url, name)) = &self.schema {
+            agora_store::Store::drop_postgres_schema(url, name).await?;
         }
         Ok(())
     }

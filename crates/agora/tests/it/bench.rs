@@ -52,3 +52,42 @@ async fn the_json_report_is_all_of_stdout_and_each_run_is_compared_at_its_own_co
         "the other figures are compared with the run's ceiling"
     );
 }
+
+/// The schemas named `bench_…` in the PostgreSQL database at `url`.
+async fn bench_schemas(url: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to PostgreSQL");
+    let names =
+        sqlx::query_scalar("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("list schemas");
+    conn.close().await.expect("close");
+    names
+}
+
+#[tokio::test]
+async fn on_postgresql_a_run_leaves_no_schema_behind() {
+    let Some(url) = crate::helpers::postgres_url() else {
+        eprintln!("skipped: set AGORA_TEST_POSTGRES_URL to run the bench on PostgreSQL");
+        return;
+    };
+    let before = bench_schemas(&url).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["bench", "--only", "ingest", "--seconds", "1", "--json"])
+        .args(["--database-url", &url])
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    assert_eq!(report["backend"], "postgres", "{report}");
+    let left: Vec<String> = bench_schemas(&url)
+        .await
+        .into_iter()
+        .filter(|name| !before.contains(name))
+        .collect();
+    assert!(left.is_empty(), "the run left {left:?} behind");
+}
