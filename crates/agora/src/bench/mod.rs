@@ -19,6 +19,10 @@
 //! The ceiling and the end-to-end runs also report the process's CPU time per request or
 //! delivery, compared the other way round (ceiling / figure): a rate that falls while the
 //! CPU cost holds points at idle CPUs, not at costlier deliveries.
+//!
+//! With `--receiver-latency-ms` the receiver answers each request that long after it arrived,
+//! as an endpoint across a network does: the requests in flight then bound every rate, not
+//! the CPUs, which is how a second node's share shows on a machine whose CPUs both nodes share.
 
 mod cpu;
 mod receiver;
@@ -83,6 +87,11 @@ pub struct BenchArgs {
     /// Servers (nodes) sharing the PostgreSQL database.
     #[arg(long, default_value = "1")]
     pub nodes: usize,
+    /// Milliseconds the receiver waits before answering each request: a slow receiver, where
+    /// requests in flight bound the rate instead of the CPUs (as with real endpoints across a
+    /// network), so that what more nodes add can be seen on one machine.
+    #[arg(long, default_value = "0")]
+    pub receiver_latency_ms: u64,
 }
 
 impl BenchArgs {
@@ -95,7 +104,7 @@ const KEY: &str = "agora_bench_admin_key_000000000000000000";
 
 /// Runs the benchmark and prints the report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let receiver = BenchReceiver::start().await?;
+    let receiver = BenchReceiver::start(Duration::from_millis(args.receiver_latency_ms)).await?;
     let mut report = Report::new(&args);
     let first = ceiling(&receiver, args.concurrency, args.seconds, &HeaderMap::new()).await?;
     progress(&format!(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -35,15 +35,16 @@ pub struct BenchReceiver {
 }
 
 impl BenchReceiver {
-    /// Starts a receiver answering 200 to everything.
-    pub async fn start() -> anyhow::Result<Self> {
+    /// Starts a receiver answering 200 to everything, `latency` after each request arrived.
+    pub async fn start(latency: Duration) -> anyhow::Result<Self> {
         let arrivals = Arc::new(Arrivals::default());
         let epoch = Instant::now();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = axum::Router::new()
-            .fallback(receive)
-            .with_state((arrivals.clone(), epoch));
+        let app =
+            axum::Router::new()
+                .fallback(receive)
+                .with_state((arrivals.clone(), epoch, latency));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Self {
             addr,
@@ -70,12 +71,12 @@ impl BenchReceiver {
 
     /// When the latest request arrived.
     pub fn last_arrival(&self) -> Instant {
-        self.epoch + std::time::Duration::from_nanos(self.arrivals.last_ns.load(Ordering::SeqCst))
+        self.epoch + Duration::from_nanos(self.arrivals.last_ns.load(Ordering::SeqCst))
     }
 }
 
 async fn receive(
-    State((arrivals, epoch)): State<(Arc<Arrivals>, Instant)>,
+    State((arrivals, epoch, latency)): State<(Arc<Arrivals>, Instant, Duration)>,
     body: Bytes,
 ) -> StatusCode {
     let now = Instant::now();
@@ -94,5 +95,8 @@ async fn receive(
         .last_ns
         .fetch_max((now - epoch).as_nanos() as u64, Ordering::SeqCst);
     arrivals.count.fetch_add(1, Ordering::SeqCst);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     StatusCode::OK
 }

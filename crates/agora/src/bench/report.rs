@@ -111,6 +111,8 @@ pub struct Report {
     machine: String,
     backend: String,
     nodes: usize,
+    /// How long the receiver waited before answering each request (`--receiver-latency-ms`).
+    receiver_latency_ms: u64,
     ceiling_posts_per_s: f64,
     /// The process's CPU time per ceiling request, in microseconds.
     ceiling_cpu_us: f64,
@@ -138,6 +140,7 @@ impl Report {
             }
             .to_owned(),
             nodes: args.nodes.max(1),
+            receiver_latency_ms: args.receiver_latency_ms,
             ceiling_posts_per_s: 0.0,
             ceiling_cpu_us: f64::NAN,
             figures: Vec::new(),
@@ -183,8 +186,8 @@ impl Report {
             return;
         }
         println!(
-            "machine: {}; backend: {} ({} node(s))",
-            self.machine, self.backend, self.nodes
+            "machine: {}; backend: {} ({} node(s)); receiver answers after {} ms",
+            self.machine, self.backend, self.nodes, self.receiver_latency_ms
         );
         println!(
             "{:<NAME_WIDTH$} {:>12}  {:<14} {:>8}",

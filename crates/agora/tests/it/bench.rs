@@ -91,3 +91,37 @@ async fn on_postgresql_a_run_leaves_no_schema_behind() {
         .collect();
     assert!(left.is_empty(), "the run left {left:?} behind");
 }
+
+#[tokio::test]
+async fn a_slow_receiver_bounds_every_rate_by_the_requests_in_flight() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .args(["bench", "--only", "e2e", "--json", "--seconds", "1"])
+        .args(["--events", "200", "--receiver-latency-ms", "20"])
+        .env_remove("AGORA_DATABASE_URL")
+        .env_remove("AGORA_MAX_CONCURRENCY_PER_WEBHOOK")
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    assert_eq!(report["receiver_latency_ms"], 20);
+    let figure = |name: &str| -> f64 {
+        report["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no figure {name:?} in {report}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    // Each request in flight completes at most once per 20 ms: the ceiling's 64 clients at
+    // most 3,200 a second. The 32 requests of one webhook make 1,600 a second, and a little
+    // more as measured: its run ends at the last arrival, before that request's wait (with
+    // 200 deliveries in 7 waves of 32, six waits: 1,667 a second at most). Without the wait
+    // both read tens of thousands.
+    let ceiling = report["ceiling_posts_per_s"].as_f64().unwrap();
+    assert!(ceiling > 0.0 && ceiling <= 3_200.0, "ceiling {ceiling}");
+    let one = figure("end to end, 1 webhook(s) per event (deliveries/s)");
+    assert!(one > 0.0 && one <= 1_700.0, "1 webhook: {one}");
+}
