@@ -9,7 +9,7 @@
 //!
 //! `due_at` carries the next attempt time of pending and failed deliveries and the lease expiry
 //! of in-flight ones (none on SQLite, where leases never expire: see
-//! [`Backend::lease_due_at`]), so one partial index answers "what is due" whatever the backlog.
+//! `Backend::lease_due_at`), so one partial index answers "what is due" whatever the backlog.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -93,7 +93,7 @@ impl Subscribers {
     /// Records many events and their deliveries with a few multi-row statements. With
     /// `leasing`, the deliveries this node's dispatcher has room for are written leased to it,
     /// and the caller hands them over once the transaction has committed; on SQLite the others
-    /// are parked (see [`crate::parked`]) rather than left to a claim.
+    /// are parked (see the `parked` module) rather than left to a claim.
     pub async fn publish_many(
         &self,
         tx: &mut Tx,

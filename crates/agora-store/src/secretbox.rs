@@ -4,7 +4,7 @@
 //! needs the key, which lives outside the database (`AGORA_SECRET_KEY` or
 //! `{data dir}/secret.key`). The webhook id is the associated data, so a sealed secret copied
 //! into another webhook's row does not open. Only the sending path opens secrets
-//! ([`Store::signing_secrets`]); the API never reads a stored secret back (a secret is shown
+//! (`Store::signing_secrets`); the API never reads a stored secret back (a secret is shown
 //! once, when it is made).
 //!
 //! Stored form: `sealed:v1:` + base64(24-byte random nonce ‖ ciphertext ‖ 16-byte tag).
