@@ -44,36 +44,23 @@ impl Lane {
         }
     }
 
-    /// Queues `work`. True when the caller is to start a worker for the lane, which then owns
-    /// one of its places until [`Lane::next`] lets it go; false when the workers running will
-    /// come to it (or, once closed, when it is dropped unsent).
-    pub(super) fn push(&self, work: Work) -> bool {
+    /// Queues `work`. With a place, the caller is to start a worker for the lane, which holds
+    /// the place until [`Place::next`] lets it go; without, the workers running will come to
+    /// it (or, once the lane is closed, it is dropped unsent).
+    pub(super) fn push(self: &Arc<Self>, work: Work) -> Option<Place> {
         let mut state = self.state.lock().expect("lane lock");
         if state.closed {
-            return false;
+            return None;
         }
         state.waiting.push_back(work);
-        let start = state.workers < self.concurrency;
-        if start {
-            state.workers += 1;
+        if state.workers == self.concurrency {
+            return None;
         }
-        start
-    }
-
-    /// The next delivery for a worker. `None` means the worker is to end: the lane is empty
-    /// or closed, and the worker's place is given back in the same step, so work pushed right
-    /// after starts a new one.
-    pub(super) fn next(&self) -> Option<Work> {
-        let mut state = self.state.lock().expect("lane lock");
-        let work = if state.closed {
-            None
-        } else {
-            state.waiting.pop_front()
-        };
-        if work.is_none() {
-            state.workers -= 1;
-        }
-        work
+        state.workers += 1;
+        Some(Place {
+            lane: self.clone(),
+            held: true,
+        })
     }
 
     /// Stops the lane at shutdown: what waits is dropped unsent (its lease is given back with
@@ -83,6 +70,48 @@ impl Lane {
         let mut state = self.state.lock().expect("lane lock");
         state.closed = true;
         state.waiting.clear();
+    }
+}
+
+/// A worker's place in its lane, held while the worker runs. It is given back when the
+/// worker ends: by [`Place::next`] finding nothing to do, or by being dropped, so a worker that
+/// panics does not leave the lane believing it still runs (the next delivery pushed starts a
+/// new one).
+pub(super) struct Place {
+    lane: Arc<Lane>,
+    held: bool,
+}
+
+impl Place {
+    /// The next delivery to send. `None` means the worker is to end: the lane is empty or
+    /// closed, and the place is given back in the same step, so work pushed right after
+    /// starts a new worker.
+    pub(super) fn next(&mut self) -> Option<Work> {
+        let mut state = self.lane.state.lock().expect("lane lock");
+        let work = if state.closed {
+            None
+        } else {
+            state.waiting.pop_front()
+        };
+        if work.is_none() && self.held {
+            state.workers -= 1;
+            self.held = false;
+        }
+        work
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.held {
+            // Dropped while unwinding, this must not panic itself (that aborts the process), so
+            // a poisoned lock is taken as it is: no step under it leaves the count half-changed.
+            let mut state = match self.lane.state.lock() {
+                Ok(state) => state,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            state.workers -= 1;
+        }
     }
 }
 
@@ -117,43 +146,68 @@ pub(super) mod tests {
         }
     }
 
-    fn next_id(lane: &Lane) -> Option<String> {
-        lane.next().map(|w| w.delivery.id)
+    fn next_id(worker: &mut Place) -> Option<String> {
+        worker.next().map(|w| w.delivery.id)
     }
 
     #[test]
     fn starts_workers_up_to_the_concurrency_and_serves_in_order() {
-        let lane = Lane::new(2);
-        assert!(lane.push(work("msg_1")), "first worker");
-        assert!(lane.push(work("msg_2")), "second worker");
-        assert!(!lane.push(work("msg_3")), "two is the limit");
-        assert_eq!(next_id(&lane).as_deref(), Some("msg_1"));
-        assert_eq!(next_id(&lane).as_deref(), Some("msg_2"));
-        assert_eq!(next_id(&lane).as_deref(), Some("msg_3"));
-        assert_eq!(next_id(&lane), None, "empty: one worker ends");
-        assert!(lane.push(work("msg_4")), "its place is free again");
-        assert!(!lane.push(work("msg_5")), "still two at most");
-        assert_eq!(next_id(&lane).as_deref(), Some("msg_4"));
-        assert_eq!(next_id(&lane).as_deref(), Some("msg_5"));
-        assert_eq!(next_id(&lane), None);
-        assert_eq!(next_id(&lane), None, "both workers end");
+        let lane = Arc::new(Lane::new(2));
+        let mut first = lane.push(work("msg_1")).expect("first worker");
+        let mut second = lane.push(work("msg_2")).expect("second worker");
+        assert!(lane.push(work("msg_3")).is_none(), "two is the limit");
+        assert_eq!(next_id(&mut first).as_deref(), Some("msg_1"));
+        assert_eq!(next_id(&mut second).as_deref(), Some("msg_2"));
+        assert_eq!(next_id(&mut first).as_deref(), Some("msg_3"));
+        assert_eq!(next_id(&mut second), None, "empty: the second worker ends");
+        let mut third = lane.push(work("msg_4")).expect("its place is free again");
+        assert!(lane.push(work("msg_5")).is_none(), "still two at most");
+        assert_eq!(next_id(&mut first).as_deref(), Some("msg_4"));
+        assert_eq!(next_id(&mut third).as_deref(), Some("msg_5"));
+        assert_eq!(next_id(&mut first), None);
+        assert_eq!(next_id(&mut third), None, "both workers end");
         assert!(
-            lane.push(work("msg_6")),
+            lane.push(work("msg_6")).is_some(),
             "an idle lane starts a worker again"
         );
     }
 
     #[test]
     fn once_closed_nothing_waiting_or_pushed_later_is_sent() {
-        let lane = Lane::new(1);
-        assert!(lane.push(work("msg_1")));
-        assert!(!lane.push(work("msg_2")));
+        let lane = Arc::new(Lane::new(1));
+        let mut worker = lane.push(work("msg_1")).expect("a worker");
+        assert!(lane.push(work("msg_2")).is_none());
         lane.close();
-        assert_eq!(next_id(&lane), None, "the worker ends; msg_2 is dropped");
+        assert_eq!(
+            next_id(&mut worker),
+            None,
+            "the worker ends; msg_2 is dropped"
+        );
         assert!(
-            !lane.push(work("msg_3")),
+            lane.push(work("msg_3")).is_none(),
             "no worker starts after the close"
         );
         assert_eq!(lane.state.lock().unwrap().waiting.len(), 0);
+    }
+
+    #[test]
+    fn a_worker_that_panics_gives_its_place_back() {
+        let lane = Arc::new(Lane::new(1));
+        let mut worker = lane.push(work("msg_1")).expect("a worker");
+        assert!(lane.push(work("msg_2")).is_none(), "one at a time");
+        let taken = next_id(&mut worker);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _worker = worker;
+            panic!("sending {taken:?} panicked");
+        }));
+        assert!(unwound.is_err());
+        let mut next = lane
+            .push(work("msg_3"))
+            .expect("its place is free: a new worker starts");
+        assert_eq!(
+            next_id(&mut next).as_deref(),
+            Some("msg_2"),
+            "and takes what waited"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::lane::{Lane, Work};
+use super::lane::{Lane, Place, Work};
 use super::queue::{AttemptRecord, NextState};
 use super::DispatcherConfig;
 use crate::time::now_ms;
@@ -65,10 +65,10 @@ struct Slot {
 pub(super) struct Admission(Arc<Lane>);
 
 impl Admission {
-    /// Queues the loaded delivery in its webhook's lane. Returns the lane when the caller is to
-    /// start a worker for it ([`Lane::push`]).
-    pub(super) fn queue(self, work: Work) -> Option<Arc<Lane>> {
-        self.0.push(work).then_some(self.0)
+    /// Queues the loaded delivery in its webhook's lane. With a place, the caller is to start
+    /// a worker for the lane ([`Lane::push`]).
+    pub(super) fn queue(self, work: Work) -> Option<Place> {
+        self.0.push(work)
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
             max_concurrency_per_webhook: 1,
             ..DispatcherConfig::default()
         });
-        let lane = l
+        let mut worker = l
             .admit("wh_a")
             .queue(work("msg_1"))
             .expect("a worker starts while open");
@@ -321,7 +321,7 @@ mod tests {
         );
         l.close();
         assert!(
-            lane.next().is_none(),
+            worker.next().is_none(),
             "what waits is dropped, the worker ends"
         );
         assert!(

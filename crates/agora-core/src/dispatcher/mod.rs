@@ -39,7 +39,7 @@ use tokio_util::task::TaskTracker;
 
 use self::handoff::Handed;
 pub use self::handoff::{Handoff, Reservation};
-use self::lane::{Lane, Work};
+use self::lane::{Place, Work};
 use self::limiter::{Admission, Gate, Limiter};
 pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
@@ -347,9 +347,9 @@ struct Attempts {
 }
 
 impl Attempts {
-    /// Sends the lane's deliveries one after another until it is empty or closed.
-    async fn work(&self, lane: Arc<Lane>) {
-        while let Some(work) = lane.next() {
+    /// Sends its lane's deliveries one after another until the lane is empty or closed.
+    async fn work(&self, mut place: Place) {
+        while let Some(work) = place.next() {
             self.make(work).await;
         }
     }
@@ -415,9 +415,9 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
                     target
                 }
             };
-            if let Some(lane) = admission.queue(Work { delivery, target }) {
+            if let Some(place) = admission.queue(Work { delivery, target }) {
                 let attempts = self.attempts.clone();
-                self.tasks.spawn(async move { attempts.work(lane).await });
+                self.tasks.spawn(async move { attempts.work(place).await });
             }
         }
     }
