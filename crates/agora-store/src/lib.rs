@@ -239,9 +239,11 @@ impl Store {
     }
 
     /// Creates a fresh schema in the PostgreSQL database at `url` and answers a URL whose
-    /// connections use it, so that a benchmark run starts from an empty database.
+    /// connections use it, so that a benchmark run starts from an empty database. `name` must
+    /// be a plain identifier (letters, digits, `_`): it is written into the statement.
     pub async fn fresh_postgres_schema(url: &str, name: &str) -> Result<String, StoreError> {
         use sqlx::Connection;
+        plain_identifier(name)?;
         let mut conn = sqlx::PgConnection::connect(url).await?;
         sqlx::query(&format!("CREATE SCHEMA {name}"))
             .execute(&mut conn)
@@ -255,6 +257,7 @@ impl Store {
     /// benchmark leaves the database it ran on as it found it.
     pub async fn drop_postgres_schema(url: &str, name: &str) -> Result<(), StoreError> {
         use sqlx::Connection;
+        plain_identifier(name)?;
         let mut conn = sqlx::PgConnection::connect(url).await?;
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
             .execute(&mut conn)
@@ -436,6 +439,19 @@ async fn listen_for_queued(url: String, waker: Waker) {
     }
 }
 
+/// Refuses a schema name that is not a plain identifier, since it is written into a statement
+/// (PostgreSQL takes no parameter for an identifier).
+fn plain_identifier(name: &str) -> Result<(), StoreError> {
+    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if plain {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "schema name {name:?} is not a plain identifier"
+        )))
+    }
+}
+
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -612,6 +628,25 @@ mod tests {
             .await
             .unwrap()
             .get::<i64, _>(0)
+    }
+
+    #[tokio::test]
+    async fn schema_names_that_are_not_plain_identifiers_are_refused_before_connecting() {
+        // Nothing listens on port 9: a name that got as far as connecting would fail otherwise.
+        let url = "postgres://postgres@127.0.0.1:9/test";
+        for name in ["", "bench; DROP TABLE users", "a-b", "x\"y"] {
+            assert!(
+                matches!(
+                    Store::drop_postgres_schema(url, name).await,
+                    Err(StoreError::Config(_))
+                ),
+                "{name:?}"
+            );
+            assert!(matches!(
+                Store::fresh_postgres_schema(url, name).await,
+                Err(StoreError::Config(_))
+            ));
+        }
     }
 
     #[tokio::test]
