@@ -1103,7 +1103,60 @@ pub(crate) async fn disable_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secretbox::SecretBox;
+    use crate::{StoreOptions, Waker};
     use agora_core::dispatcher::RecordedHeaders;
+
+    #[tokio::test]
+    async fn load_keeps_the_order_given_and_leaves_out_deliveries_whose_webhook_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret_box, _) = SecretBox::generate();
+        let sealed = |id: &str| secret_box.seal("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", id);
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            Waker::default(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        for id in ["wh_a", "wh_b"] {
+            sqlx::query(
+                "INSERT INTO webhooks (id, url, events, secret, headers, retry_count, timeout_ms, \
+                 status, format, created_at, updated_at) \
+                 VALUES ($1, 'https://example.com/hook', '[\"*\"]', $2, '{}', 10, 5000, 'active', 'json', 0, 0)",
+            )
+            .bind(id)
+            .bind(sealed(id))
+            .execute(&store.write)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO events (id, type, body, created_at) VALUES ('evt_1', 't.x', '{}', 0)",
+        )
+        .execute(&store.write)
+        .await
+        .unwrap();
+        let store = store.with_secret_box(secret_box);
+        let leased = |id: &str, webhook: &str| LeasedDelivery {
+            id: id.into(),
+            webhook_id: webhook.into(),
+            event_id: "evt_1".into(),
+            event_type: "t.x".into(),
+            attempt: 1,
+            retries_done: 0,
+        };
+        // Not in id order, and one of them to a webhook that does not exist.
+        let batch = [
+            leased("msg_3", "wh_b"),
+            leased("msg_1", "wh_a"),
+            leased("msg_4", "wh_gone"),
+            leased("msg_2", "wh_b"),
+        ];
+        let loaded = DeliveryQueue::load(&store, &batch).await.unwrap();
+        let ids: Vec<&str> = loaded.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["msg_3", "msg_1", "msg_2"]);
+    }
 
     fn delivery() -> Delivery {
         Delivery {

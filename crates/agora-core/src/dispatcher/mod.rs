@@ -388,17 +388,19 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
     async fn run(self, admitted: Vec<(LeasedDelivery, Admission)>) {
         let (leased, admissions): (Vec<LeasedDelivery>, Vec<Admission>) =
             admitted.into_iter().unzip();
-        let mut loaded: HashMap<String, ClaimedDelivery> = match self.queue.load(&leased).await {
-            Ok(loaded) => loaded.into_iter().map(|d| (d.id.clone(), d)).collect(),
+        let loaded = match self.queue.load(&leased).await {
+            Ok(loaded) => loaded,
             Err(e) => {
                 tracing::warn!(error = %e, deliveries = leased.len(), "failed to load claimed deliveries; putting them back");
-                HashMap::new()
+                Vec::new()
             }
         };
+        // Loaded in the order leased, with the ones that could not be loaded left out.
+        let mut loaded = loaded.into_iter().peekable();
         let retry_at = now_ms() + LOAD_RETRY.as_millis() as i64;
         let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
         for (leased, admission) in leased.into_iter().zip(admissions) {
-            let Some(delivery) = loaded.remove(&leased.id) else {
+            let Some(delivery) = loaded.next_if(|d| d.id == leased.id) else {
                 let _ = self.attempts.record_tx.send(deferred(
                     &leased.id,
                     &leased.webhook_id,

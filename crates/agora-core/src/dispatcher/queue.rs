@@ -147,7 +147,8 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<LeasedDelivery>, QueueError>> + Send;
 
     /// Loads what sending leased deliveries needs: their event bodies and their webhooks'
-    /// settings and secrets. Deliveries whose webhook or event is gone are left out.
+    /// settings and secrets, in the order given. Deliveries whose webhook or event is gone are
+    /// left out.
     fn load(
         &self,
         leased: &[LeasedDelivery],
