@@ -242,13 +242,8 @@ impl Store {
     /// connections use it, so that a benchmark run starts from an empty database. `name` must
     /// be a plain identifier (letters, digits, `_`): it is written into the statement.
     pub async fn fresh_postgres_schema(url: &str, name: &str) -> Result<String, StoreError> {
-        use sqlx::Connection;
         plain_identifier(name)?;
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
+        execute_once(url, &format!("CREATE SCHEMA {name}")).await?;
         let sep = if url.contains('?') { '&' } else { '?' };
         Ok(format!("{url}{sep}options[search_path]={name}"))
     }
@@ -256,14 +251,8 @@ impl Store {
     /// Drops a schema [`Store::fresh_postgres_schema`] made, with everything in it, so that a
     /// benchmark leaves the database it ran on as it found it.
     pub async fn drop_postgres_schema(url: &str, name: &str) -> Result<(), StoreError> {
-        use sqlx::Connection;
         plain_identifier(name)?;
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(())
+        execute_once(url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
     }
 
     /// The SQLite URL of a database file in `dir`.
@@ -437,6 +426,16 @@ async fn listen_for_queued(url: String, waker: Waker) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Runs one statement on a connection of its own to the PostgreSQL database at `url`, outside
+/// any pool and any schema: what making and dropping a benchmark's schema needs.
+async fn execute_once(url: &str, statement: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::query(statement).execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
 }
 
 /// Refuses a schema name that is not a plain identifier, since it is written into a statement

@@ -2,43 +2,51 @@
 
 use serde_json::Value;
 
-#[tokio::test]
-async fn the_json_report_is_all_of_stdout_and_each_run_is_compared_at_its_own_concurrency() {
+/// Runs `agora bench` with `args`, on SQLite unless they name a database and at the default
+/// concurrency per webhook whatever the environment says, and answers its report, which must
+/// be the whole of its standard output.
+async fn bench_report(args: &[&str]) -> Value {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args([
-            "bench",
-            "--only",
-            "e2e",
-            "--json",
-            "--seconds",
-            "1",
-            "--events",
-            "100",
-        ])
+        .arg("bench")
+        .args(args)
+        .arg("--json")
         .env_remove("AGORA_DATABASE_URL")
         .env_remove("AGORA_MAX_CONCURRENCY_PER_WEBHOOK")
         .output()
         .await
         .expect("the binary runs");
     assert!(output.status.success(), "{output:?}");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not one JSON document ({e}): {}",
             String::from_utf8_lossy(&output.stdout)
         )
-    });
+    })
+}
+
+/// The figure of `report` named `name`.
+fn figure<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["figures"]
+        .as_array()
+        .expect("a list of figures")
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no figure {name:?} in {report}"))
+}
+
+#[tokio::test]
+async fn the_json_report_is_all_of_stdout_and_each_run_is_compared_at_its_own_concurrency() {
+    let report = bench_report(&["--only", "e2e", "--seconds", "1", "--events", "100"]).await;
     assert!(report["ceiling_posts_per_s"].as_f64().unwrap() > 0.0);
-    let figures = report["figures"].as_array().unwrap();
-    let figure = |name: &str| {
-        figures
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("no figure {name:?} in {figures:?}"))
-    };
-    let run = figure("end to end, 10 webhook(s) per event (deliveries/s)");
-    let matched = figure("ceiling with 320 in flight, as that run (POST/s)");
-    let against =
-        figure("end to end, 10 webhook(s) per event, against that ceiling (deliveries/s)");
+    let run = figure(
+        &report,
+        "end to end, 10 webhook(s) per event (deliveries/s)",
+    );
+    let matched = figure(&report, "ceiling with 320 in flight, as that run (POST/s)");
+    let against = figure(
+        &report,
+        "end to end, 10 webhook(s) per event, against that ceiling (deliveries/s)",
+    );
     assert_eq!(against["value"], run["value"]);
     assert_eq!(against["ceiling"], matched["value"]);
     let ratio = against["ratio_to_ceiling"].as_f64().unwrap();
@@ -75,14 +83,8 @@ async fn on_postgresql_a_run_leaves_no_schema_behind() {
         return;
     };
     let before = bench_schemas(&url).await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["bench", "--only", "ingest", "--seconds", "1", "--json"])
-        .args(["--database-url", &url])
-        .output()
-        .await
-        .expect("the binary runs");
-    assert!(output.status.success(), "{output:?}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    let report =
+        bench_report(&["--only", "ingest", "--seconds", "1", "--database-url", &url]).await;
     assert_eq!(report["backend"], "postgres", "{report}");
     let left: Vec<String> = bench_schemas(&url)
         .await
@@ -94,27 +96,18 @@ async fn on_postgresql_a_run_leaves_no_schema_behind() {
 
 #[tokio::test]
 async fn a_slow_receiver_bounds_every_rate_by_the_requests_in_flight() {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
-        .args(["bench", "--only", "e2e", "--json", "--seconds", "1"])
-        .args(["--events", "200", "--receiver-latency-ms", "20"])
-        .env_remove("AGORA_DATABASE_URL")
-        .env_remove("AGORA_MAX_CONCURRENCY_PER_WEBHOOK")
-        .output()
-        .await
-        .expect("the binary runs");
-    assert!(output.status.success(), "{output:?}");
-    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    let report = bench_report(&[
+        "--only",
+        "e2e",
+        "--seconds",
+        "1",
+        "--events",
+        "200",
+        "--receiver-latency-ms",
+        "20",
+    ])
+    .await;
     assert_eq!(report["receiver_latency_ms"], 20);
-    let figure = |name: &str| -> f64 {
-        report["figures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("no figure {name:?} in {report}"))["value"]
-            .as_f64()
-            .unwrap()
-    };
     // Each request in flight completes at most once per 20 ms: the ceiling's 64 clients at
     // most 3,200 a second. The 32 requests of one webhook make 1,600 a second, and a little
     // more as measured: its run ends at the last arrival, before that request's wait (with
@@ -122,6 +115,8 @@ async fn a_slow_receiver_bounds_every_rate_by_the_requests_in_flight() {
     // both read tens of thousands.
     let ceiling = report["ceiling_posts_per_s"].as_f64().unwrap();
     assert!(ceiling > 0.0 && ceiling <= 3_200.0, "ceiling {ceiling}");
-    let one = figure("end to end, 1 webhook(s) per event (deliveries/s)");
+    let one = figure(&report, "end to end, 1 webhook(s) per event (deliveries/s)")["value"]
+        .as_f64()
+        .unwrap();
     assert!(one > 0.0 && one <= 1_700.0, "1 webhook: {one}");
 }
