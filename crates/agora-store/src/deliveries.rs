@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_core::dispatcher::{
-    derived_headers, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery,
-    NextState, QueueError, WebhookSettings,
+    derived_headers, AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, Lease,
+    LeasedDelivery, NextState, QueueError, WebhookSettings,
 };
 use agora_core::event::{Event, EventType};
 use agora_core::format::Format;
@@ -692,6 +692,47 @@ impl DeliveryQueue for Store {
         Ok(())
     }
 
+    async fn leases(&self, node: &str) -> Result<Vec<Lease>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT id, attempts FROM deliveries WHERE lease_owner = $1 AND status = 'in_flight'",
+        )
+        .bind(node)
+        .fetch_all(&self.read)
+        .await
+        .map_err(StoreError::from)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    row.try_get::<i64, _>("attempts")? as u32,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)?)
+    }
+
+    async fn give_back(&self, node: &str, leases: &[Lease]) -> Result<(), QueueError> {
+        let (store, node, leases) = (self.clone(), node.to_owned(), leases.to_vec());
+        Ok(self
+            .on_writer(async move {
+                let mut tx = store.begin_bookkeeping().await?;
+                let sql = give_back_where("id = $2 AND attempts = $3 AND lease_owner = $4");
+                for (id, attempt) in leases {
+                    sqlx::query(&sql)
+                        .bind(now_ms())
+                        .bind(id)
+                        .bind(i64::from(attempt))
+                        .bind(node.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?)
+    }
+
     async fn release_leases(&self, node: &str) -> Result<(), QueueError> {
         // Only deliveries never sent are still leased here: attempts made were recorded first.
         let held = match self.backend {
@@ -700,12 +741,7 @@ impl DeliveryQueue for Store {
             // Left to the partial lease index, which holds no unowned row.
             Backend::Postgres => "lease_owner = $2",
         };
-        let sql = format!(
-            "UPDATE deliveries SET attempts = attempts - 1, \
-             status = CASE WHEN attempts - 1 = 0 THEN 'pending' ELSE 'failed' END, \
-             due_at = $1, lease_owner = NULL WHERE {held} AND status = 'in_flight'"
-        );
-        sqlx::query(&sql)
+        sqlx::query(&give_back_where(held))
             .bind(now_ms())
             .bind(node)
             .execute(&self.write)
@@ -715,22 +751,30 @@ impl DeliveryQueue for Store {
     }
 }
 
+/// Gives back the in-flight deliveries `filter` picks (its parameters from `$2`), due at `$1`,
+/// as they were before their lease: the attempt they were leased for is not counted, since it
+/// was never made. The one statement that undoes a lease; a deferred delivery, a shutdown and
+/// the sweep of stranded leases all go through it.
+fn give_back_where(filter: &str) -> String {
+    format!(
+        "UPDATE deliveries SET attempts = attempts - 1, \
+         status = CASE WHEN attempts - 1 = 0 THEN 'pending' ELSE 'failed' END, \
+         due_at = $1, lease_owner = NULL WHERE {filter} AND status = 'in_flight'"
+    )
+}
+
 /// Puts a deferred delivery back as it was before the claim: not attempted, due at the time
 /// the breaker gave.
 async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
     let NextState::Deferred(until) = a.next else {
         return Ok(());
     };
-    sqlx::query(
-        "UPDATE deliveries SET attempts = attempts - 1, \
-         status = CASE WHEN attempts - 1 = 0 THEN 'pending' ELSE 'failed' END, \
-         due_at = $1, lease_owner = NULL WHERE id = $2 AND attempts = $3 AND status = 'in_flight'",
-    )
-    .bind(until)
-    .bind(a.delivery_id.clone())
-    .bind(i64::from(a.attempt))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(&give_back_where("id = $2 AND attempts = $3"))
+        .bind(until)
+        .bind(a.delivery_id.clone())
+        .bind(i64::from(a.attempt))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -8,10 +8,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use agora_core::event::Event;
 
-use crate::outbox::{Leasing, Routing, Subscribers};
-use crate::{begin_on, durable_begin, Backend, Store, StoreError};
-use agora_core::dispatcher::Waker;
-use sqlx::AnyPool;
+use crate::outbox::Routing;
+use crate::publication::Publisher;
+use crate::{Backend, Store, StoreError};
 
 /// Events joined into one transaction before it is closed to more callers (a batch that
 /// crosses the mark still joins whole).
@@ -32,15 +31,9 @@ pub(crate) struct Job {
 /// The sending side, held by every clone of the store.
 pub(crate) type Jobs = mpsc::Sender<Job>;
 
-/// Starts the committer on the write pool, on `runtime` (the writer thread's on SQLite); it
-/// stops when every store clone (the senders) is gone.
-pub(crate) fn start(
-    write: AnyPool,
-    backend: Backend,
-    waker: Waker,
-    leasing: Leasing,
-    runtime: &Handle,
-) -> Jobs {
+/// Starts the committer, on `runtime` (the writer thread's on SQLite); it stops when every
+/// store clone (the senders) is gone.
+pub(crate) fn start(publisher: Publisher, runtime: &Handle) -> Jobs {
     let (tx, mut rx) = mpsc::channel::<Job>(MAX_WAITING);
     runtime.spawn(async move {
         let mut group = Vec::new();
@@ -56,7 +49,7 @@ pub(crate) fn start(
                 .iter()
                 .flat_map(|job| job.events.iter().map(|(e, routing)| (e, routing.as_ref())))
                 .collect();
-            let committed = commit_events(&write, backend, &waker, &leasing, &pairs).await;
+            let committed = commit_events(&publisher, &pairs).await;
             let mut counts = match committed {
                 Ok(counts) => counts.into_iter(),
                 Err(e) => {
@@ -76,24 +69,16 @@ pub(crate) fn start(
     tx
 }
 
-/// Commits `events` in one durable transaction, then hands the deliveries written leased to
-/// the dispatcher; answers how many deliveries each event queued, in order.
+/// Publishes `events` in one publication; answers how many deliveries each event queued, in
+/// order.
 async fn commit_events(
-    write: &AnyPool,
-    backend: Backend,
-    waker: &Waker,
-    leasing: &Leasing,
+    publisher: &Publisher,
     events: &[(&Event, Option<&Routing>)],
 ) -> Result<Vec<usize>, StoreError> {
-    let mut tx = begin_on(write, durable_begin(backend)).await?;
-    let published = Subscribers::load(&mut tx)
-        .await?
-        .publish_many(&mut tx, events, Some(leasing))
-        .await?;
-    leasing
-        .commit_handing(tx, backend, waker, published.handed)
-        .await?;
-    Ok(published.counts)
+    let mut publication = publisher.begin().await?;
+    let counts = publication.publish_all(events).await?;
+    publication.commit().await?;
+    Ok(counts)
 }
 
 impl Store {
@@ -125,14 +110,7 @@ impl Store {
                 .await;
         }
         let pairs: Vec<_> = events.iter().map(|event| (event, None)).collect();
-        let queued = commit_events(
-            &self.write,
-            self.backend,
-            &self.waker,
-            &self.leasing,
-            &pairs,
-        )
-        .await?;
+        let queued = commit_events(&self.publisher(), &pairs).await?;
         Ok((events, queued))
     }
 

@@ -8,12 +8,14 @@
 //! - [`webhooks`]: webhook rows and their life cycle.
 //! - [`secretbox`]: webhook secrets sealed at rest (XChaCha20-Poly1305).
 //! - [`catalog`]: custom event types registered through the API.
-//! - [`outbox`]: records an event and its deliveries in the caller's transaction.
+//! - [`Publication`]: the one way to publish: a change, its events and their deliveries,
+//!   committed and handed to the dispatcher as one unit no cancellation splits.
+//! - [`outbox`]: records an event and its deliveries in a publication's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
 //!   delivery log.
 //! - [`forum`]: the forum's tables (users, sessions, groups, categories, tags, threads, posts,
 //!   reactions, follows, reports, presence), as functions on a connection or transaction so a
-//!   handler composes a change and its `outbox::publish` in one transaction.
+//!   handler composes a change and its publish in one [`Publication`].
 //!
 //! Every statement is written once, with `$1` placeholders that both engines accept; where the
 //! engines differ (claiming with `FOR UPDATE SKIP LOCKED`) the difference is spelled out next to
@@ -27,6 +29,7 @@ mod group_commit;
 pub mod keys;
 pub mod outbox;
 mod parked;
+mod publication;
 pub mod retention;
 pub mod secretbox;
 pub mod webhooks;
@@ -43,6 +46,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use self::error::StoreError;
+pub use self::publication::Publication;
 
 /// A transaction on either engine.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -185,10 +189,12 @@ impl Store {
                 let writer = writer::WriterThread::start()?;
                 Self {
                     group_commit: group_commit::start(
-                        write.clone(),
-                        backend,
-                        waker.clone(),
-                        leasing.clone(),
+                        publication::Publisher {
+                            write: write.clone(),
+                            backend,
+                            waker: waker.clone(),
+                            leasing: leasing.clone(),
+                        },
                         &writer.handle(),
                     ),
                     known_types: Arc::default(),
@@ -215,10 +221,12 @@ impl Store {
                 ))));
                 Self {
                     group_commit: group_commit::start(
-                        pool.clone(),
-                        backend,
-                        waker.clone(),
-                        leasing.clone(),
+                        publication::Publisher {
+                            write: pool.clone(),
+                            backend,
+                            waker: waker.clone(),
+                            leasing: leasing.clone(),
+                        },
                         &tokio::runtime::Handle::current(),
                     ),
                     known_types: Arc::default(),
@@ -276,9 +284,9 @@ impl Store {
     }
 
     /// Starts a durable write transaction: its commit is on disk (SQLite `synchronous = FULL`,
-    /// PostgreSQL `synchronous_commit = on`) before it returns. Every write an API client is
-    /// told about goes through one.
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
+    /// PostgreSQL `synchronous_commit = on`) before it returns. Writes that publish nothing
+    /// use one; every other goes through a [`Publication`].
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         begin_on(&self.write, durable_begin(self.backend)).await
     }
 
@@ -324,17 +332,14 @@ impl Store {
         Ok(done)
     }
 
-    /// The hand-off a dispatcher of this node takes new deliveries from without claiming them
-    /// (see [`Dispatcher::with_handoff`](agora_core::dispatcher::Dispatcher::with_handoff)).
-    pub fn handoff(&self) -> Handoff {
-        self.leasing.handoff.clone()
-    }
-
-    /// Commits a transaction that may have queued deliveries, then wakes the dispatcher. On
-    /// PostgreSQL the commit also notifies every other node (`NOTIFY` is delivered only if the
-    /// transaction commits), so idle workers anywhere pick the work up at once.
-    pub async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
-        commit_notifying(tx, self.backend, &self.waker).await
+    /// What a publication needs of this store.
+    pub(crate) fn publisher(&self) -> publication::Publisher {
+        publication::Publisher {
+            write: self.write.clone(),
+            backend: self.backend,
+            waker: self.waker.clone(),
+            leasing: self.leasing.clone(),
+        }
     }
 
     /// Whether the database answers, for `/healthz`.

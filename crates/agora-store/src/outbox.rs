@@ -1,8 +1,8 @@
 //! The transactional outbox: an event and one delivery per matching active webhook, written in
-//! the same transaction as the change that caused them. Committing it (with
-//! [`Store::commit`](crate::Store::commit)) wakes the dispatcher.
+//! the same transaction as the change that caused them. Callers publish through a
+//! [`Publication`](crate::Publication), whose commit wakes the dispatcher.
 
-use agora_core::dispatcher::{Handoff, LeasedDelivery, Reservation, Waker};
+use agora_core::dispatcher::{Handoff, LeasedDelivery, Reservation};
 use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::deliveries::leased;
 use crate::parked::Parked;
 use crate::webhooks::{Webhook, WebhookFilter};
-use crate::{commit_notifying, Backend, Params, Store, StoreError, Tx};
+use crate::{Backend, Params, Store, StoreError, Tx};
 
 /// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
 /// with no routing (a user registering) pass every filter.
@@ -56,11 +56,11 @@ impl Subscriber {
 }
 
 /// The active webhooks, loaded once and matched against many events of one transaction.
-pub struct Subscribers(Vec<Subscriber>);
+pub(crate) struct Subscribers(Vec<Subscriber>);
 
 impl Subscribers {
     /// Loads the active webhooks as the transaction sees them.
-    pub async fn load(tx: &mut Tx) -> Result<Self, StoreError> {
+    pub(crate) async fn load(tx: &mut Tx) -> Result<Self, StoreError> {
         let hooks: Vec<Webhook> = Store::active_webhooks(tx).await?;
         Ok(Self(
             hooks
@@ -78,23 +78,11 @@ impl Subscribers {
         ))
     }
 
-    /// Records `event` and queues it for every subscriber that wants it. Returns how many
-    /// deliveries were queued.
-    pub async fn publish(
-        &self,
-        tx: &mut Tx,
-        event: &Event,
-        routing: Option<&Routing>,
-    ) -> Result<usize, StoreError> {
-        let published = self.publish_many(tx, &[(event, routing)], None).await?;
-        Ok(published.counts[0])
-    }
-
     /// Records many events and their deliveries with a few multi-row statements. With
     /// `leasing`, the deliveries this node's dispatcher has room for are written leased to it,
     /// and the caller hands them over once the transaction has committed; on SQLite the others
     /// are parked (see the `parked` module) rather than left to a claim.
-    pub async fn publish_many(
+    pub(crate) async fn publish_many(
         &self,
         tx: &mut Tx,
         events: &[(&Event, Option<&Routing>)],
@@ -162,21 +150,6 @@ impl Leasing {
         }
     }
 
-    /// Commits a transaction that published events (announcing them, see
-    /// [`commit_notifying`]), then hands the deliveries written leased to this node's
-    /// dispatcher. If the commit fails they are dropped unhanded, which gives their places back.
-    pub(crate) async fn commit_handing(
-        &self,
-        tx: Tx,
-        backend: Backend,
-        waker: &Waker,
-        handed: Vec<(LeasedDelivery, Reservation)>,
-    ) -> Result<(), StoreError> {
-        commit_notifying(tx, backend, waker).await?;
-        self.handoff.hand(handed);
-        Ok(())
-    }
-
     /// How the delivery `id` of `webhook_id` is written, with its place in the dispatcher
     /// when it is handed over. Without a connected dispatcher everything is pending, as
     /// nothing could take a lease.
@@ -216,45 +189,31 @@ enum Birth<'a> {
 }
 
 /// What [`Subscribers::publish_many`] queued.
-#[derive(Default)]
-pub struct Published {
+pub(crate) struct Published {
     /// How many deliveries each event queued.
     pub counts: Vec<usize>,
     /// The deliveries written leased, to hand to the dispatcher after the commit.
     pub handed: Vec<(LeasedDelivery, Reservation)>,
 }
 
-/// Records `event` and queues it for every active webhook that wants it. Returns how many
-/// deliveries were queued.
-pub async fn publish(
+/// Records `event` and queues it for every active webhook that wants it, in a transaction the
+/// store runs itself (the recorder's, which disables webhooks): what every caller outside the
+/// store does through a [`Publication`](crate::Publication).
+pub(crate) async fn publish(
     tx: &mut Tx,
     event: &Event,
     routing: Option<&Routing>,
 ) -> Result<usize, StoreError> {
-    Subscribers::load(tx)
+    let published = Subscribers::load(tx)
         .await?
-        .publish(tx, event, routing)
-        .await
-}
-
-/// As [`publish`], writing the deliveries this node's dispatcher has room for leased to it
-/// (and on SQLite parking the others): commit with [`Store::commit_publishing`], which hands
-/// them over.
-pub async fn publish_handing(
-    tx: &mut Tx,
-    event: &Event,
-    routing: Option<&Routing>,
-    store: &Store,
-) -> Result<Published, StoreError> {
-    Subscribers::load(tx)
-        .await?
-        .publish_many(tx, &[(event, routing)], Some(&store.leasing))
-        .await
+        .publish_many(tx, &[(event, routing)], None)
+        .await?;
+    Ok(published.counts[0])
 }
 
 /// Records `event` for one webhook only, leased to `node` as its first attempt, for a delivery
 /// that is sent right away by the caller (the `test` endpoint). Returns the delivery id.
-pub async fn publish_leased(
+pub(crate) async fn publish_leased(
     tx: &mut Tx,
     event: &Event,
     webhook_id: &str,
@@ -274,15 +233,6 @@ pub async fn publish_leased(
 }
 
 impl Store {
-    /// Commits a transaction that published events, then hands the deliveries written leased
-    /// to this node's dispatcher (dropped unhanded if the commit fails, which gives their
-    /// places back).
-    pub async fn commit_publishing(&self, tx: Tx, published: Published) -> Result<(), StoreError> {
-        self.leasing
-            .commit_handing(tx, self.backend, &self.waker, published.handed)
-            .await
-    }
-
     /// Schedules `n` deliveries of one synthetic event to `webhook_id` at `due_at` (unix ms),
     /// generated inside the database: a backlog for `agora bench` to measure claiming against.
     /// On SQLite it then copies the write-ahead log back into the database file (trying for up

@@ -224,33 +224,37 @@ async fn test(
             "message": "This is a test delivery from Agora.",
         }),
     );
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let lease_until = now_ms() + state.lease.as_millis() as i64;
-    let delivery_id =
-        agora_store::outbox::publish_leased(&mut tx, &event, &w.id, (&state.node_id, lease_until))
-            .await?;
-    state.store.commit(tx).await?;
-    let mut claimed = state
-        .store
-        .load_claimed(std::slice::from_ref(&delivery_id))
+    let delivery_id = tx
+        .publish_leased_to(&event, &w.id, &state.node_id, lease_until)
         .await?;
-    let mut delivery = claimed
-        .pop()
-        .ok_or_else(|| ApiError::internal("test delivery vanished after commit"))?;
-    // A test is answered now; it is not retried.
-    delivery.retry_count = 0;
-    // The attempt and its record run in a task of their own, so a client that hangs up
-    // mid-test cannot leave the delivery leased with no record: on SQLite a lease never
-    // expires while the server runs.
-    let (sender, store) = (state.sender.clone(), state.store.clone());
+    // Held before its lease commits, so the sweep of stranded leases leaves it alone.
+    let holding = state.store.handoff().hold(&delivery_id);
+    // The commit, the attempt and its record run in a task of their own, so a client that
+    // hangs up mid-test cannot leave the delivery leased and unsent.
+    let (sender, store, id) = (
+        state.sender.clone(),
+        state.store.clone(),
+        delivery_id.clone(),
+    );
     let (record, recorded) = tokio::spawn(async move {
         use agora_core::dispatcher::DeliveryQueue as _;
+        let _holding = holding;
+        tx.commit().await?;
+        let mut delivery = store
+            .load_claimed(std::slice::from_ref(&id))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Internal("test delivery vanished after commit".into()))?;
+        // A test is answered now; it is not retried.
+        delivery.retry_count = 0;
         let record = sender.attempt(&delivery).await;
         let recorded = store.record(vec![record.clone()].into()).await;
-        (record, recorded)
+        Ok::<_, StoreError>((record, recorded))
     })
     .await
-    .map_err(|_| ApiError::internal("the test delivery's task failed"))?;
+    .map_err(|_| ApiError::internal("the test delivery's task failed"))??;
     recorded.map_err(|e| ApiError::from(StoreError::Unavailable(e.0)))?;
     let answer = json!({
         "success": record.error.is_none(),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::held::Held;
 use super::limiter::{Admission, Limiter};
 use super::queue::LeasedDelivery;
 use crate::time::now_ms;
@@ -29,6 +30,8 @@ pub struct Handoff(Arc<OnceLock<Receiver>>);
 /// The running dispatcher the hand-off leads to.
 struct Receiver {
     limiter: Arc<Limiter>,
+    /// Where handed deliveries are noted as held, for the sweep of stranded leases.
+    held: Arc<Held>,
     batches: mpsc::UnboundedSender<Handed>,
     node_id: String,
     lease: Duration,
@@ -63,12 +66,14 @@ impl Handoff {
     pub(super) fn connect(
         &self,
         limiter: Arc<Limiter>,
+        held: Arc<Held>,
         batches: mpsc::UnboundedSender<Handed>,
         node_id: String,
         lease: Duration,
     ) {
         let _ = self.0.set(Receiver {
             limiter,
+            held,
             batches,
             node_id,
             lease,
@@ -114,13 +119,48 @@ impl Handoff {
             return;
         }
         let count = handed.len();
+        receiver
+            .held
+            .insert(handed.iter().map(|(d, _)| d.id.as_str()));
         if let Err(mpsc::error::SendError(lost)) = receiver.batches.send(handed) {
+            receiver
+                .held
+                .remove(lost.iter().map(|(d, _)| d.id.as_str()));
             let webhooks: Vec<String> = lost.into_iter().map(|(d, _)| d.webhook_id).collect();
             receiver.limiter.release(&webhooks);
             tracing::debug!(
                 deliveries = count,
                 "dispatcher stopped; handed deliveries stay leased"
             );
+        }
+    }
+
+    /// Notes a delivery leased to this node that its caller sends itself (the `test`
+    /// endpoint's), so that the sweep of stranded leases leaves it alone until the guard is
+    /// dropped, once its attempt is recorded. Take it before the lease commits.
+    pub fn hold(&self, delivery_id: &str) -> Holding {
+        let held = self.0.get().map(|receiver| receiver.held.clone());
+        if let Some(held) = &held {
+            held.insert([delivery_id]);
+        }
+        Holding {
+            held,
+            id: delivery_id.to_owned(),
+        }
+    }
+}
+
+/// A delivery its caller sends outside the dispatcher, noted as held while this lives.
+#[must_use = "the delivery counts as held only while the guard lives"]
+pub struct Holding {
+    held: Option<Arc<Held>>,
+    id: String,
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if let Some(held) = &self.held {
+            held.remove([self.id.as_str()]);
         }
     }
 }
@@ -137,7 +177,13 @@ mod tests {
             ..DispatcherConfig::default()
         }));
         let (tx, rx) = mpsc::unbounded_channel();
-        handoff.connect(limiter, tx, "node_a".into(), Duration::from_secs(60));
+        handoff.connect(
+            limiter,
+            Arc::default(),
+            tx,
+            "node_a".into(),
+            Duration::from_secs(60),
+        );
         (handoff, rx)
     }
 

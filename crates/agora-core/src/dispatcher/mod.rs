@@ -20,9 +20,11 @@
 //! - Finished attempts go to one recorder task that writes them in batches, so a busy node
 //!   makes one transaction for many attempts; a small batch waits a few milliseconds for more.
 //! - Leases are renewed while the work is held; a node that dies stops renewing and its work
-//!   becomes due again when the lease runs out.
+//!   becomes due again when the lease runs out. A lease this node holds but its dispatcher
+//!   does not is given back by a sweep (`held.rs`).
 
 mod handoff;
+mod held;
 mod lane;
 mod limiter;
 pub mod queue;
@@ -38,7 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::handoff::Handed;
-pub use self::handoff::{Handoff, Reservation};
+pub use self::handoff::{Handoff, Holding, Reservation};
+pub use self::held::Lease;
+use self::held::{Held, Sweep};
 use self::lane::{Place, Work};
 use self::limiter::{Admission, Gate, Limiter};
 pub use self::queue::{
@@ -143,6 +147,7 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
     /// (each bounded by its timeout), records them, and gives back the leases it still holds.
     pub async fn run(self, shutdown: CancellationToken) {
         let limiter = Arc::new(Limiter::new(&self.config));
+        let held = Arc::new(Held::default());
         let tasks = TaskTracker::new();
         let (record_tx, record_rx) = mpsc::unbounded_channel();
         let sending = Handle::current();
@@ -150,13 +155,18 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         let recorder = bookkeeping.spawn(record_loop(
             self.queue.clone(),
             record_rx,
-            limiter.clone(),
+            Release {
+                limiter: limiter.clone(),
+                held: held.clone(),
+            },
             self.waker.clone(),
             shutdown.clone(),
         ));
         let renewer = tokio::spawn(renew_loop(
             self.queue.clone(),
             self.config.clone(),
+            held.clone(),
+            self.waker.clone(),
             shutdown.clone(),
         ));
         // Deliveries still waiting in their lanes are dropped, unsent, at shutdown.
@@ -176,11 +186,13 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             }),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            held: held.clone(),
         };
         let handed = self.handoff.map(|handoff| {
             let (handed_tx, handed_rx) = mpsc::unbounded_channel();
             handoff.connect(
                 limiter,
+                held,
                 handed_tx,
                 self.config.node_id.clone(),
                 self.config.lease,
@@ -240,6 +252,7 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
             attempts,
             shutdown,
             tasks,
+            held,
         } = &batches;
         let limiter = &attempts.limiter;
         let mut backoff = Backoff::default();
@@ -279,6 +292,7 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
                     backoff.reset();
                     let full = batch.len() == room.min(config.claim_batch) && room > 0;
                     if !batch.is_empty() {
+                        held.insert(batch.iter().map(|leased| leased.id.as_str()));
                         let admitted = batch
                             .into_iter()
                             .map(|leased| {
@@ -336,6 +350,8 @@ struct BatchStart<Q> {
     attempts: Arc<Attempts>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Where claimed deliveries are noted as held, for the sweep.
+    held: Arc<Held>,
 }
 
 /// What every worker uses, shared: one reference count per worker instead of a clone of each
@@ -376,6 +392,7 @@ impl<Q> Clone for BatchStart<Q> {
             attempts: self.attempts.clone(),
             shutdown: self.shutdown.clone(),
             tasks: self.tasks.clone(),
+            held: self.held.clone(),
         }
     }
 }
@@ -471,7 +488,7 @@ fn deferred(delivery_id: &str, webhook_id: &str, attempt: u32, until: i64) -> At
 async fn record_loop<Q: DeliveryQueue>(
     queue: Arc<Q>,
     mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
-    limiter: Arc<Limiter>,
+    release: Release,
     waker: Waker,
     shutdown: CancellationToken,
 ) {
@@ -507,18 +524,36 @@ async fn record_loop<Q: DeliveryQueue>(
             tokio::time::sleep(backoff.next()).await;
         }
         backoff.reset();
-        limiter.release(&webhooks);
+        release.recorded(&attempts, &webhooks);
         waker.wake();
     }
 }
 
-/// Keeps this node's leases alive while it holds work.
+/// What a recorded attempt frees: its delivery's place in the limiter, and its note as held.
+struct Release {
+    limiter: Arc<Limiter>,
+    held: Arc<Held>,
+}
+
+impl Release {
+    fn recorded(&self, attempts: &[AttemptRecord], webhooks: &[String]) {
+        self.held
+            .remove(attempts.iter().map(|a| a.delivery_id.as_str()));
+        self.limiter.release(webhooks);
+    }
+}
+
+/// Keeps this node's leases alive while it holds work, and gives back those it holds in the
+/// store but not in memory (see `held.rs`).
 async fn renew_loop<Q: DeliveryQueue>(
     queue: Arc<Q>,
     config: DispatcherConfig,
+    held: Arc<Held>,
+    waker: Waker,
     shutdown: CancellationToken,
 ) {
     let every = config.lease / 3;
+    let mut sweep = Sweep::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -528,7 +563,31 @@ async fn renew_loop<Q: DeliveryQueue>(
         if let Err(e) = queue.renew_leases(&config.node_id, until).await {
             tracing::warn!(error = %e, "failed to renew leases");
         }
+        match give_back_stranded(&*queue, &config.node_id, &held, &mut sweep).await {
+            Ok(0) => {}
+            Ok(_) => waker.wake(),
+            Err(e) => tracing::warn!(error = %e, "failed to look for stranded leases"),
+        }
     }
+}
+
+/// One round of the sweep: gives back the leases of `node` its dispatcher has not held for two
+/// rounds.
+async fn give_back_stranded<Q: DeliveryQueue>(
+    queue: &Q,
+    node: &str,
+    held: &Held,
+    sweep: &mut Sweep,
+) -> Result<usize, QueueError> {
+    let stranded = sweep.stranded(held, queue.leases(node).await?);
+    if !stranded.is_empty() {
+        tracing::warn!(
+            deliveries = stranded.len(),
+            "giving back deliveries leased to this node that its dispatcher did not hold"
+        );
+        queue.give_back(node, &stranded).await?;
+    }
+    Ok(stranded.len())
 }
 
 /// Exponential backoff for storage errors: 50 ms doubling to 5 s.

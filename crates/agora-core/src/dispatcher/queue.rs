@@ -170,6 +170,20 @@ pub trait DeliveryQueue: Send + Sync + 'static {
         until: i64,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 
+    /// The deliveries in flight leased to `node`, each with the attempt it is leased for.
+    fn leases(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = Result<Vec<super::Lease>, QueueError>> + Send;
+
+    /// Gives back leases of `node` that its dispatcher never took up, each only while still
+    /// leased for that attempt: due now, the attempt not counted, since it was never made.
+    fn give_back(
+        &self,
+        node: &str,
+        leases: &[super::Lease],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
     /// Gives back every lease this node holds, making that work due now (graceful shutdown).
     fn release_leases(&self, node: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

@@ -1,6 +1,7 @@
 //! The forum's tables. Every function takes a connection ([`Conn`](crate::Conn)) for reads or a
 //! transaction ([`Tx`](crate::Tx)) for writes, so that a handler does its change and publishes
-//! its event (`outbox::publish`) in one transaction: no event for a change that rolled back.
+//! its event in one [`Publication`](crate::Publication): no event for a change that rolled
+//! back.
 //!
 //! Reads answer the resource types of [`agora_forum::model`] directly, built from one query
 //! (plus one batched query for tags or reaction counts), so the API answer and the event data

@@ -50,18 +50,18 @@ impl crate::Store {
     /// publishes a `user.offline` carrying each user, all in one transaction. Answers how many
     /// went offline. Safe to run on every node at once (see the module doc).
     pub async fn sweep_offline(&self, cutoff: i64) -> Result<usize, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_publication().await?;
         let ids = sweep(&mut tx, cutoff).await?;
         if ids.is_empty() {
-            tx.rollback().await?;
+            // Dropping the publication rolls it back.
             return Ok(0);
         }
         for id in &ids {
             let user = super::users::get(&mut tx, id).await?;
             let event = agora_forum::catalog::event("user.offline", &user);
-            crate::outbox::publish(&mut tx, &event, None).await?;
+            tx.publish(&event, None).await?;
         }
-        self.commit(tx).await?;
+        tx.commit().await?;
         Ok(ids.len())
     }
 }

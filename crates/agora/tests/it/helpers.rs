@@ -157,6 +157,16 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A connection pool on the server's own database (SQLite file or PostgreSQL schema), for
+    /// tests that check or set up what the API does not show.
+    pub async fn database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = self.config.database_url().expect("a database URL");
+        sqlx::AnyPool::connect(&url)
+            .await
+            .expect("connect to the server's database")
+    }
+
     /// Sends a request with the app's key (or `key` when given) and a JSON body.
     pub async fn request_as(
         &self,

@@ -9,6 +9,7 @@ mod bench;
 mod cluster;
 mod crash;
 mod delivery;
+mod disconnects;
 mod forum;
 mod reliability;
 mod security;

@@ -13,7 +13,6 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::{Category, Membership};
 use agora_store::forum::categories::{self as rows, CategoryFields};
 use agora_store::forum::Cursor;
-use agora_store::outbox::Published;
 
 use super::{
     acting_user, check_id, description, found, id_cursor, invalid, keyset, prefix, publish,
@@ -85,15 +84,15 @@ async fn create(
     caller.require("categories:write")?;
     let fields = parse(input, None)?;
     let id = new_id(prefix::CATEGORY);
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     unique(
         rows::insert(&mut tx, &id, &fields, now_ms()).await,
         "slug_taken",
         SLUG_TAKEN,
     )?;
     let category = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "category.created", &category, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "category.created", &category, None).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(category)))
 }
 
@@ -137,7 +136,7 @@ async fn update(
 ) -> ApiResult<axum::Json<Category>> {
     caller.require("categories:write")?;
     check_id(&id, prefix::CATEGORY, "category")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "category")?;
     let fields = parse(input, Some(&before))?;
     unique(
@@ -146,8 +145,8 @@ async fn update(
         SLUG_TAKEN,
     )?;
     let category = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "category.updated", &category, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "category.updated", &category, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(category))
 }
 
@@ -158,7 +157,7 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     caller.require("categories:write")?;
     check_id(&id, prefix::CATEGORY, "category")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let category = found(rows::get(&mut tx, &id).await, "category")?;
     if !rows::delete(&mut tx, &id).await? {
         return Err(ApiError::conflict(
@@ -166,8 +165,8 @@ async fn remove(
             "move or delete its threads before deleting a category",
         ));
     }
-    let published = publish(&mut tx, &state.store, "category.deleted", &category, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "category.deleted", &category, None).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -190,25 +189,17 @@ async fn join(
     if caller.user_id().is_none() {
         caller.require("categories:write")?;
     }
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "category")?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     let joined = rows::join(&mut tx, &id, &user_id, now_ms()).await?;
     let membership = rows::membership(&mut tx, &id, &user_id)
         .await?
         .ok_or_else(|| ApiError::internal("membership vanished inside its transaction"))?;
-    let mut published = Published::default();
     if joined {
-        published = publish(
-            &mut tx,
-            &state.store,
-            "category.member_joined",
-            &membership,
-            None,
-        )
-        .await?;
+        publish(&mut tx, "category.member_joined", &membership, None).await?;
     }
-    state.store.commit_publishing(tx, published).await?;
+    tx.commit().await?;
     let status = if joined {
         StatusCode::CREATED
     } else {
@@ -247,18 +238,11 @@ async fn leave(
         None => caller.require("categories:write")?,
         _ => {}
     }
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let membership = rows::leave(&mut tx, &id, &user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("member"))?;
-    let published = publish(
-        &mut tx,
-        &state.store,
-        "category.member_left",
-        &membership,
-        None,
-    )
-    .await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "category.member_left", &membership, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(membership))
 }

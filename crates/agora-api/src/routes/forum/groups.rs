@@ -76,15 +76,15 @@ async fn create(
     caller.require("groups:write")?;
     let fields = parse(input, None)?;
     let id = new_id(prefix::GROUP);
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     unique(
         rows::insert(&mut tx, &id, &fields, now_ms()).await,
         "group_exists",
         NAME_TAKEN,
     )?;
     let group = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "group.created", &group, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "group.created", &group, None).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(group)))
 }
 
@@ -119,7 +119,7 @@ async fn update(
 ) -> ApiResult<axum::Json<Group>> {
     caller.require("groups:write")?;
     check_id(&id, prefix::GROUP, "group")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "group")?;
     let fields = parse(input, Some(&before))?;
     unique(
@@ -128,8 +128,8 @@ async fn update(
         NAME_TAKEN,
     )?;
     let group = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "group.updated", &group, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "group.updated", &group, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(group))
 }
 
@@ -140,11 +140,11 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     caller.require("groups:write")?;
     check_id(&id, prefix::GROUP, "group")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let group = found(rows::get(&mut tx, &id).await, "group")?;
     rows::delete(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "group.deleted", &group, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "group.deleted", &group, None).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -190,7 +190,7 @@ async fn set_group(
     caller.require("groups:write")?;
     check_id(&id, prefix::GROUP, "group")?;
     check_id(&user_id, super::prefix::USER, "user")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "group")?;
     let before = found(users::get(&mut tx, &user_id).await, "user")?;
     let in_group = before.group.as_ref().is_some_and(|g| g.id == id);
@@ -202,7 +202,7 @@ async fn set_group(
     }
     users::set_group(&mut tx, &user_id, on.then_some(id.as_str()), now_ms()).await?;
     let user = users::get(&mut tx, &user_id).await?;
-    let published = publish(&mut tx, &state.store, "user.updated", &user, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "user.updated", &user, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(user))
 }

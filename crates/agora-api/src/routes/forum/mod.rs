@@ -18,8 +18,8 @@ use agora_core::ids::has_prefix;
 use agora_forum::input::{self, limits, Invalid};
 use agora_forum::model::Thread;
 use agora_store::forum::{users as user_rows, Cursor};
-use agora_store::outbox::{self, Published, Routing};
-use agora_store::{Store, StoreError, Tx};
+use agora_store::outbox::Routing;
+use agora_store::{Publication, StoreError, Tx};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
@@ -81,18 +81,16 @@ pub(crate) fn found<T>(r: Result<T, StoreError>, what: &str) -> ApiResult<T> {
     }
 }
 
-/// Records `name` with `resource` as its data in the caller's transaction. What it answers is
-/// for [`Store::commit_publishing`], which hands the deliveries this node's dispatcher had room
-/// for to it once the transaction is durable.
+/// Records the built-in event `name` with `resource` as its data in the handler's publication.
 pub(crate) async fn publish(
-    tx: &mut Tx,
-    store: &Store,
+    tx: &mut Publication,
     name: &'static str,
     resource: &impl Serialize,
     routing: Option<&Routing>,
-) -> ApiResult<Published> {
+) -> ApiResult<()> {
     let event = agora_forum::catalog::event(name, resource);
-    Ok(outbox::publish_handing(tx, &event, routing, store).await?)
+    tx.publish(&event, routing).await?;
+    Ok(())
 }
 
 /// Where a thread's events happen, for webhook filters: its category, and its tags by id and

@@ -14,7 +14,6 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::{ContentType, Report, ReportStatus, SpamFlag};
 use agora_store::forum::threads::Mark;
 use agora_store::forum::{posts, reports as rows, threads, users};
-use agora_store::outbox::Published;
 use agora_store::{Conn, StoreError};
 
 use super::{check_id, found, id_cursor, invalid, prefix, publish, routing};
@@ -77,7 +76,7 @@ async fn spam(
 ) -> ApiResult<axum::Json<SpamFlag>> {
     caller.require("moderation:write")?;
     let now = now_ms();
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let (changed, thread, post, r) = match content_type {
         ContentType::Thread => {
             super::threads::load(&mut tx, &id).await?;
@@ -103,16 +102,15 @@ async fn spam(
         moderated_by: caller.actor_id().to_owned(),
         at: to_rfc3339(now),
     };
-    let mut published = Published::default();
     if changed {
         let event = if on {
             "content.flagged_spam"
         } else {
             "content.unflagged_spam"
         };
-        published = publish(&mut tx, &state.store, event, &flag, Some(&r)).await?;
+        publish(&mut tx, event, &flag, Some(&r)).await?;
     }
-    state.store.commit_publishing(tx, published).await?;
+    tx.commit().await?;
     Ok(axum::Json(flag))
 }
 
@@ -160,7 +158,7 @@ async fn report(
         ApiError::invalid("invalid_target", "target_type must be thread, post or user")
     })?;
     let reason = input::text("reason", &input.reason, 1, limits::DESCRIPTION).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     if !target_exists(&mut tx, target, &input.target_id).await? {
         return Err(ApiError::invalid(
             "unknown_target",
@@ -179,8 +177,8 @@ async fn report(
     )
     .await?;
     let report = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "report.created", &report, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "report.created", &report, None).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(report)))
 }
 
@@ -251,7 +249,7 @@ async fn resolve(
     check_id(&id, prefix::REPORT, "report")?;
     let resolution =
         input::text("resolution", &input.resolution, 1, limits::DESCRIPTION).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "report")?;
     if !rows::resolve(&mut tx, &id, &resolution, caller.actor_id(), now_ms()).await? {
         return Err(ApiError::conflict(
@@ -260,7 +258,7 @@ async fn resolve(
         ));
     }
     let report = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "report.resolved", &report, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "report.resolved", &report, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(report))
 }

@@ -60,7 +60,7 @@ async fn create(
 ) -> ApiResult<impl IntoResponse> {
     caller.require("posts:write")?;
     let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let thread = super::threads::load(&mut tx, &thread_id).await?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     if let Some(parent) = &input.reply_to_id {
@@ -96,15 +96,8 @@ async fn create(
         ));
     }
     let post = rows::get(&mut tx, &new.id).await?;
-    let published = publish(
-        &mut tx,
-        &state.store,
-        "post.created",
-        &post,
-        Some(&routing(&thread)),
-    )
-    .await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "post.created", &post, Some(&routing(&thread))).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(post)))
 }
 
@@ -170,14 +163,14 @@ async fn update(
 ) -> ApiResult<axum::Json<Post>> {
     caller.require("posts:write")?;
     let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let before = load(&mut tx, &id).await?;
     require_owner(&caller, &before.user.id, "post")?;
     rows::update_body(&mut tx, &id, &body, caller.actor_id(), now_ms()).await?;
     let post = rows::get(&mut tx, &id).await?;
     let r = post_routing(&mut tx, &post).await?;
-    let published = publish(&mut tx, &state.store, "post.updated", &post, Some(&r)).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "post.updated", &post, Some(&r)).await?;
+    tx.commit().await?;
     Ok(axum::Json(post))
 }
 
@@ -187,12 +180,12 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require("posts:write")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let post = load(&mut tx, &id).await?;
     require_owner(&caller, &post.user.id, "post")?;
     let r = post_routing(&mut tx, &post).await?;
     rows::delete(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "post.deleted", &post, Some(&r)).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "post.deleted", &post, Some(&r)).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,6 @@ use agora_core::time::now_ms;
 use agora_forum::input;
 use agora_forum::model::Reaction;
 use agora_store::forum::reactions as rows;
-use agora_store::outbox::Published;
 
 use super::posts::{load, post_routing};
 use super::{acting_user, id_cursor, invalid, prefix, publish};
@@ -46,7 +45,7 @@ async fn add(
     caller.require("posts:write")?;
     let input: ReactionInput = optional_body(&body)?;
     let kind = input::reaction_kind(input.kind.as_deref()).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let post = load(&mut tx, &post_id).await?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     let added = rows::add(
@@ -61,12 +60,11 @@ async fn add(
     let reaction = rows::find(&mut tx, &post.id, &user_id, &kind)
         .await?
         .ok_or_else(|| ApiError::internal("reaction vanished inside its transaction"))?;
-    let mut published = Published::default();
     if added {
         let r = post_routing(&mut tx, &post).await?;
-        published = publish(&mut tx, &state.store, "reaction.added", &reaction, Some(&r)).await?;
+        publish(&mut tx, "reaction.added", &reaction, Some(&r)).await?;
     }
-    state.store.commit_publishing(tx, published).await?;
+    tx.commit().await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -84,22 +82,15 @@ async fn remove(
     caller.require("posts:write")?;
     let input: ReactionInput = optional_body(&body)?;
     let kind = input::reaction_kind(input.kind.as_deref()).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let post = load(&mut tx, &post_id).await?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     let reaction = rows::remove(&mut tx, &post.id, &user_id, &kind)
         .await?
         .ok_or_else(|| ApiError::not_found("reaction"))?;
     let r = post_routing(&mut tx, &post).await?;
-    let published = publish(
-        &mut tx,
-        &state.store,
-        "reaction.removed",
-        &reaction,
-        Some(&r),
-    )
-    .await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "reaction.removed", &reaction, Some(&r)).await?;
+    tx.commit().await?;
     Ok(axum::Json(reaction))
 }
 

@@ -55,15 +55,15 @@ async fn create(
     let n = required("name", input.name.as_deref(), None, name)?;
     let description = description(input.description.as_deref(), None)?;
     let id = new_id(prefix::TAG);
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     unique(
         rows::insert(&mut tx, &id, &n, description.as_deref(), now_ms()).await,
         "tag_exists",
         NAME_TAKEN,
     )?;
     let tag = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "tag.created", &tag, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "tag.created", &tag, None).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(tag)))
 }
 
@@ -98,7 +98,7 @@ async fn update(
 ) -> ApiResult<axum::Json<Tag>> {
     caller.require("tags:write")?;
     check_id(&id, prefix::TAG, "tag")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "tag")?;
     let n = required("name", input.name.as_deref(), Some(&before.name), name)?;
     let description = description(input.description.as_deref(), before.description.as_deref())?;
@@ -108,8 +108,8 @@ async fn update(
         NAME_TAKEN,
     )?;
     let tag = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "tag.updated", &tag, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "tag.updated", &tag, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(tag))
 }
 
@@ -120,10 +120,10 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     caller.require("tags:write")?;
     check_id(&id, prefix::TAG, "tag")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let tag = found(rows::get(&mut tx, &id).await, "tag")?;
     rows::delete(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "tag.deleted", &tag, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "tag.deleted", &tag, None).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

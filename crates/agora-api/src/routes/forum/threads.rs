@@ -13,7 +13,6 @@ use agora_forum::input::{self, limits};
 use agora_forum::model::{TagRef, Thread};
 use agora_store::forum::threads::{self as rows, Mark, NewThread, ThreadFilter};
 use agora_store::forum::{categories, tags, Cursor};
-use agora_store::outbox::Published;
 use agora_store::{Conn, StoreError};
 
 use super::{
@@ -100,7 +99,7 @@ async fn create(
     caller.require("threads:write")?;
     let title = input::text("title", &input.title, 1, limits::TITLE).map_err(invalid)?;
     let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     existing_category(&mut tx, &input.category_id).await?;
     let thread_tags = resolve_tags(&mut tx, &input.tags).await?;
@@ -115,15 +114,8 @@ async fn create(
     rows::insert(&mut tx, &new).await?;
     tags::set_for_thread(&mut tx, &new.id, &thread_tags).await?;
     let thread = rows::get(&mut tx, &new.id).await?;
-    let published = publish(
-        &mut tx,
-        &state.store,
-        "thread.created",
-        &thread,
-        Some(&routing(&thread)),
-    )
-    .await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "thread.created", &thread, Some(&routing(&thread))).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(thread)))
 }
 
@@ -227,7 +219,7 @@ async fn update(
         .map(|b| input::text("body", b, 1, limits::BODY))
         .transpose()
         .map_err(invalid)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "thread")?;
     require_owner(&caller, &before.user.id, "thread")?;
     let now = now_ms();
@@ -250,8 +242,8 @@ async fn update(
     // Route by the tags before and after, so a filter on a removed tag still hears of it.
     let mut r = routing(&thread);
     r.tags.extend(routing(&before).tags);
-    let published = publish(&mut tx, &state.store, "thread.updated", &thread, Some(&r)).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "thread.updated", &thread, Some(&r)).await?;
+    tx.commit().await?;
     Ok(axum::Json(thread))
 }
 
@@ -262,19 +254,12 @@ async fn remove(
 ) -> ApiResult<StatusCode> {
     caller.require("threads:write")?;
     check_id(&id, prefix::THREAD, "thread")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let thread = found(rows::get(&mut tx, &id).await, "thread")?;
     require_owner(&caller, &thread.user.id, "thread")?;
     rows::delete(&mut tx, &id).await?;
-    let published = publish(
-        &mut tx,
-        &state.store,
-        "thread.deleted",
-        &thread,
-        Some(&routing(&thread)),
-    )
-    .await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "thread.deleted", &thread, Some(&routing(&thread))).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -289,22 +274,14 @@ async fn mark(
 ) -> ApiResult<axum::Json<Thread>> {
     require_moderator(&caller)?;
     check_id(&id, prefix::THREAD, "thread")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "thread")?;
     let changed = rows::set_mark(&mut tx, &id, mark, on, now_ms()).await?;
     let thread = rows::get(&mut tx, &id).await?;
-    let mut published = Published::default();
     if changed {
-        published = publish(
-            &mut tx,
-            &state.store,
-            event,
-            &thread,
-            Some(&routing(&thread)),
-        )
-        .await?;
+        publish(&mut tx, event, &thread, Some(&routing(&thread))).await?;
     }
-    state.store.commit_publishing(tx, published).await?;
+    tx.commit().await?;
     Ok(axum::Json(thread))
 }
 
@@ -354,23 +331,15 @@ async fn move_thread(
 ) -> ApiResult<axum::Json<Thread>> {
     require_moderator(&caller)?;
     check_id(&id, prefix::THREAD, "thread")?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "thread")?;
     existing_category(&mut tx, &input.category_id).await?;
     let moved = rows::move_to(&mut tx, &id, &input.category_id, now_ms()).await?;
     let thread = rows::get(&mut tx, &id).await?;
-    let mut published = Published::default();
     if moved {
-        published = publish(
-            &mut tx,
-            &state.store,
-            "thread.moved",
-            &thread,
-            Some(&routing(&thread)),
-        )
-        .await?;
+        publish(&mut tx, "thread.moved", &thread, Some(&routing(&thread))).await?;
     }
-    state.store.commit_publishing(tx, published).await?;
+    tx.commit().await?;
     Ok(axum::Json(thread))
 }
 

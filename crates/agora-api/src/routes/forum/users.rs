@@ -16,7 +16,6 @@ use agora_forum::model::User;
 use agora_forum::password;
 use agora_forum::roles::Role;
 use agora_store::forum::{follows, presence, users as rows};
-use agora_store::outbox::Published;
 
 use super::{acting_user, check_id, found, id_cursor, invalid, prefix, publish};
 use crate::error::{ApiError, ApiResult};
@@ -95,7 +94,7 @@ async fn register(
         .map_err(invalid)?;
     let password_hash = hash_password(pw).await?;
 
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let id = new_id(prefix::USER);
     if let Some(field) = rows::taken(&mut tx, Some(&username), Some(&email), &id).await? {
         return Err(ApiError::conflict(
@@ -124,8 +123,8 @@ async fn register(
         "that username or email is already registered",
     )?;
     let user = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "user.registered", &user, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "user.registered", &user, None).await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(shown(&caller, user))))
 }
 
@@ -218,7 +217,7 @@ async fn update(
         None => None,
     };
 
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "user")?;
     if let Some(e) = &email {
         if rows::taken(&mut tx, None, Some(e), &id).await?.is_some() {
@@ -245,8 +244,8 @@ async fn update(
         rows::set_password(&mut tx, &id, &hash, now).await?;
     }
     let user = rows::get(&mut tx, &id).await?;
-    let published = publish(&mut tx, &state.store, "user.updated", &user, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "user.updated", &user, None).await?;
+    tx.commit().await?;
     Ok(axum::Json(shown(&caller, user)))
 }
 
@@ -262,11 +261,11 @@ async fn remove(
             return Err(ApiError::forbidden("only admins delete other users"));
         }
     }
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let user = found(rows::get(&mut tx, &id).await, "user")?;
     rows::delete(&mut tx, &id, now_ms()).await?;
-    let published = publish(&mut tx, &state.store, "user.deleted", &user, None).await?;
-    state.store.commit_publishing(tx, published).await?;
+    publish(&mut tx, "user.deleted", &user, None).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -305,7 +304,7 @@ async fn change_follow(
     caller.require("users:write")?;
     check_id(&id, prefix::USER, "user")?;
     let input: ActAs = optional_body(&body)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "user")?;
     let follower = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     if follower == id {
@@ -318,19 +317,18 @@ async fn change_follow(
     if on {
         let changed = follows::follow(&mut tx, &follower, &id, now).await?;
         let view = follows::view(&mut tx, &follower, &id, now).await?;
-        let mut published = Published::default();
         if changed {
-            published = publish(&mut tx, &state.store, "user.followed", &view, None).await?;
+            publish(&mut tx, "user.followed", &view, None).await?;
         }
-        state.store.commit_publishing(tx, published).await?;
+        tx.commit().await?;
         Ok(axum::Json(view))
     } else {
         let view = follows::view(&mut tx, &follower, &id, now).await?;
         if !follows::unfollow(&mut tx, &follower, &id).await? {
             return Err(ApiError::not_found("follow"));
         }
-        let published = publish(&mut tx, &state.store, "user.unfollowed", &view, None).await?;
-        state.store.commit_publishing(tx, published).await?;
+        publish(&mut tx, "user.unfollowed", &view, None).await?;
+        tx.commit().await?;
         Ok(axum::Json(view))
     }
 }
@@ -422,16 +420,15 @@ async fn heartbeat(
 ) -> ApiResult<axum::Json<User>> {
     caller.require("users:write")?;
     let input: ActAs = optional_body(&body)?;
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_publication().await?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
     let came_online = presence::heartbeat(&mut tx, &user_id, now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     let user = rows::get(&mut tx, &user_id).await?;
-    let mut published = Published::default();
     if came_online {
-        published = publish(&mut tx, &state.store, "user.online", &user, None).await?;
+        publish(&mut tx, "user.online", &user, None).await?;
     }
-    state.store.commit_publishing(tx, published).await?;
+    tx.commit().await?;
     Ok(axum::Json(shown(&caller, user)))
 }
