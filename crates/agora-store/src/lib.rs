@@ -238,23 +238,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Creates a fresh schema in the PostgreSQL database at `url` and answers a URL whose
-    /// connections use it, so that a benchmark run starts from an empty database. `name` must
-    /// be a plain identifier (letters, digits, `_`): it is written into the statement.
-    pub async fn fresh_postgres_schema(url: &str, name: &str) -> Result<String, StoreError> {
-        plain_identifier(name)?;
-        execute_once(url, &format!("CREATE SCHEMA {name}")).await?;
-        let sep = if url.contains('?') { '&' } else { '?' };
-        Ok(format!("{url}{sep}options[search_path]={name}"))
-    }
-
-    /// Drops a schema [`Store::fresh_postgres_schema`] made, with everything in it, so that a
-    /// benchmark leaves the database it ran on as it found it.
-    pub async fn drop_postgres_schema(url: &str, name: &str) -> Result<(), StoreError> {
-        plain_identifier(name)?;
-        execute_once(url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
-    }
-
     /// The SQLite URL of a database file in `dir`.
     pub fn sqlite_url(dir: &Path) -> String {
         format!("sqlite://{}?mode=rwc", dir.join("agora.db").display())
@@ -430,27 +413,6 @@ async fn listen_for_queued(url: String, waker: Waker) {
 
 /// Runs one statement on a connection of its own to the PostgreSQL database at `url`, outside
 /// any pool and any schema: what making and dropping a benchmark's schema needs.
-async fn execute_once(url: &str, statement: &str) -> Result<(), StoreError> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await?;
-    sqlx::query(statement).execute(&mut conn).await?;
-    conn.close().await?;
-    Ok(())
-}
-
-/// Refuses a schema name that is not a plain identifier, since it is written into a statement
-/// (PostgreSQL takes no parameter for an identifier).
-fn plain_identifier(name: &str) -> Result<(), StoreError> {
-    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if plain {
-        Ok(())
-    } else {
-        Err(StoreError::Config(format!(
-            "schema name {name:?} is not a plain identifier"
-        )))
-    }
-}
-
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -627,25 +589,6 @@ mod tests {
             .await
             .unwrap()
             .get::<i64, _>(0)
-    }
-
-    #[tokio::test]
-    async fn schema_names_that_are_not_plain_identifiers_are_refused_before_connecting() {
-        // Nothing listens on port 9: a name that got as far as connecting would fail otherwise.
-        let url = "postgres://postgres@127.0.0.1:9/test";
-        for name in ["", "bench; DROP TABLE users", "a-b", "x\"y"] {
-            assert!(
-                matches!(
-                    Store::drop_postgres_schema(url, name).await,
-                    Err(StoreError::Config(_))
-                ),
-                "{name:?}"
-            );
-            assert!(matches!(
-                Store::fresh_postgres_schema(url, name).await,
-                Err(StoreError::Config(_))
-            ));
-        }
     }
 
     #[tokio::test]

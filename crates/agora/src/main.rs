@@ -36,8 +36,6 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Measure throughput, latency and memory on this machine (see BENCHMARKS.md).
-    Bench(agora::bench::BenchArgs),
     /// Print the version.
     Version,
 }
@@ -100,11 +98,6 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => {
-            // The report goes to stdout (`--json` for machines), so the logs may not.
-            init_logging_to(LogFormat::Text, BoxMakeWriter::new(std::io::stderr));
-            agora::bench::run(args).await
-        }
         Command::Version => {
             println!("agora {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -148,17 +141,5 @@ async fn wait_for_signal() {
 }
 
 fn init_logging(format: LogFormat) {
-    init_logging_to(format, BoxMakeWriter::new(std::io::stdout));
-}
-
-fn init_logging_to(format: LogFormat, writer: BoxMakeWriter) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    agora::init_logging(format, BoxMakeWriter::new(std::io::stdout));
 }

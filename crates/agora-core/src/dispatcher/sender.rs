@@ -349,9 +349,8 @@ impl Sender {
     }
 
     /// The headers Agora puts on an attempt started at `started_at` (unix ms), signed over
-    /// `body`, apart from the webhook's custom ones: what every delivery carries, so that
-    /// `agora bench` can also drive its receiver with requests like a delivery's.
-    pub fn own_headers(
+    /// `body`, apart from the webhook's custom ones: what every delivery carries.
+    fn own_headers(
         &self,
         delivery: &ClaimedDelivery,
         started_at: i64,
