@@ -334,9 +334,8 @@ impl Throughput {
 
 /// The receiver driven by a plain keep-alive client: what the machine can do at all.
 ///
-/// One measurement settles at one of two levels, on the 2-core machine about 70,000 or about
-/// 107,000 POST/s from run to run, with both CPUs busy at either level and a CPU-bound loop
-/// timed between runs not varying; the cause is not known (how the connections' tasks spread
+/// One measurement settles at one of two levels far apart from run to run, with both CPUs busy
+/// at either level and a CPU-bound loop timed between runs not varying; the cause is not known (how the connections' tasks spread
 /// over the runtime's workers is the first guess). So the time is split into parts, each with
 /// a fresh client and so fresh connections, and the best part is the ceiling: a low reading
 /// would flatter every ratio measured against it. A run can still read low in every part.

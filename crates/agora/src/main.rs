@@ -8,8 +8,8 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use agora::config::LogFormat;
 
 /// mimalloc instead of the system allocator: the delivery path allocates per request (headers,
-/// bodies, SQL arguments) across many threads, where glibc's malloc spent a fifth of the CPU in
-/// the end-to-end benchmark (see BENCHMARKS.md).
+/// bodies, SQL arguments) across many threads, where glibc's malloc took a large share of the
+/// CPU (docs/dev/performance.md has the measurement and how to repeat it).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use agora::Config;
