@@ -508,18 +508,24 @@ impl Nodes {
             database_url: first_database.context("no node")?,
             _dir: dir,
         };
-        let registered = nodes
-            .post(
-                0,
-                "/v1/event-types",
-                json!({"name": "bench.happened", "description": "benchmark"}),
-            )
-            .await?;
+        let registered = nodes.register("bench.happened", "benchmark").await?;
         anyhow::ensure!(
-            registered.status().is_success() || registered.status() == 409,
+            registered.is_success() || registered == 409,
             "cannot register the event type"
         );
         Ok(nodes)
+    }
+
+    /// Registers the custom event type `name`; answers the API's status.
+    async fn register(&self, name: &str, description: &str) -> anyhow::Result<StatusCode> {
+        let res = self
+            .post(
+                0,
+                "/v1/event-types",
+                json!({"name": name, "description": description}),
+            )
+            .await?;
+        Ok(res.status())
     }
 
     fn url(&self, node: usize, path: &str) -> String {
@@ -563,15 +569,10 @@ impl Nodes {
 
     async fn seed_backlog(&self, n: usize) -> anyhow::Result<()> {
         // The backlog belongs to a webhook that receives none of the measured events.
-        let registered = self
-            .post(
-                0,
-                "/v1/event-types",
-                json!({"name": "bench.backlog", "description": "backlog"}),
-            )
-            .await?;
         anyhow::ensure!(
-            registered.status().is_success(),
+            self.register("bench.backlog", "backlog")
+                .await?
+                .is_success(),
             "cannot register the backlog type"
         );
         let dead = self
