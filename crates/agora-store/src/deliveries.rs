@@ -310,8 +310,7 @@ impl Store {
 
     /// The bodies of these events, by id, read as one JSON row: a claimed batch names about a
     /// hundred events, and each row of a result is a message from the database's thread to
-    /// this task and a conversion to a generic row (a tenth of the CPU time of the 10-webhook
-    /// benchmark went to loading batches).
+    /// this task and a conversion to a generic row.
     async fn event_bodies(&self, ids: &[&str]) -> Result<HashMap<String, Arc<str>>, StoreError> {
         let select = match self.backend {
             Backend::Sqlite => "SELECT json_group_array(json_array(id, body)) AS bodies FROM events",
@@ -420,14 +419,13 @@ impl Store {
     /// What is taken is the first rows of the window that pass the filter, without sorting them
     /// again: the window is read in due order, and whatever order SQLite hands its rows on in,
     /// every row taken is among the earliest due. Sorting the window again made the claim's
-    /// `SELECT` 1.7 times as dear (1.72 against 0.96–1.00 µs a row in
-    /// `scripts/sqlite_claim_cost.py`).
+    /// `SELECT` markedly dearer (`scripts/sqlite_claim_cost.py` measures both).
     ///
     /// The chosen rows come back as one JSON row, and the lease is written by rowid without
     /// `RETURNING`: sqlx hands rows from its SQLite thread to the caller through a channel of 50,
     /// so a claim streaming a thousand rows stopped the writer every time that channel filled
-    /// until the dispatcher's task came round to drain it (5,045 of the writer thread's 8,249
-    /// waits in 5 s of the 10-webhook benchmark).
+    /// until the dispatcher's task came round to drain it, the writer thread's most frequent
+    /// wait.
     async fn claim_on_sqlite(
         &self,
         request: &ClaimRequest,
@@ -780,8 +778,7 @@ async fn put_back(tx: &mut Tx, a: &AttemptRecord) -> Result<(), StoreError> {
 
 /// Deliveries moved per `UPDATE … FROM (VALUES …)`: multi-row statements keep the
 /// per-statement round trip off every single delivery, but SQLite joins a long `VALUES` list
-/// poorly (in 512-row chunks the 10-webhook benchmark's updates took 3.6 times as long as in
-/// 50-row chunks).
+/// poorly (longer chunks made the recorder's updates slower in all, not faster).
 const VALUES_CHUNK: usize = 50;
 
 /// Attempts logged per `INSERT`: every statement is a round trip to the writer, which no other
@@ -791,9 +788,8 @@ const ATTEMPT_CHUNK: usize = 512;
 
 /// How many rows a multi-row statement of the recorder is written for, given `n` to write: the
 /// next power of two, the rest filled with rows that change nothing. Written for exactly `n`,
-/// nearly every batch was a new statement text, which each connection parses and plans again
-/// (a sixth of the SQLite writer's time in the 10-webhook benchmark); with ten sizes they stay
-/// in the connection's statement cache.
+/// nearly every batch was a new statement text, which each connection parses and plans again;
+/// with ten sizes they stay in the connection's statement cache.
 fn statement_rows(n: usize) -> usize {
     n.next_power_of_two()
 }

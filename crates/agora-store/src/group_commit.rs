@@ -99,7 +99,7 @@ impl Store {
     /// On SQLite the batch shares the transaction with concurrent callers: there is one
     /// writer, and batches in transactions of their own each waited for it and paid a `fsync`.
     /// On PostgreSQL transactions run side by side, so a batch, large enough to be a group of
-    /// its own, commits alone: joining the group made batched ingest a fifth slower there.
+    /// its own, commits alone: joining the group serialized a node's batches there.
     pub async fn publish_batch(
         &self,
         events: Vec<Event>,

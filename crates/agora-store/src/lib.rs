@@ -94,8 +94,7 @@ impl Backend {
     /// on SQLite, nothing on PostgreSQL. SQLite gives a multi-row statement that may abort on
     /// a constraint a statement journal, a copy of every page the statement first touches, so
     /// that it alone can be undone; these statements violate none (fresh ids, values of the
-    /// right kind), and when any statement fails the whole transaction is rolled back. The
-    /// journal was a tenth of the SQLite writer's time in the 10-webhook benchmark.
+    /// right kind), and when any statement fails the whole transaction is rolled back.
     pub(crate) fn or_fail(self) -> &'static str {
         match self {
             Backend::Sqlite => " OR FAIL",
@@ -244,23 +243,6 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// Creates a fresh schema in the PostgreSQL database at `url` and answers a URL whose
-    /// connections use it, so that a benchmark run starts from an empty database. `name` must
-    /// be a plain identifier (letters, digits, `_`): it is written into the statement.
-    pub async fn fresh_postgres_schema(url: &str, name: &str) -> Result<String, StoreError> {
-        plain_identifier(name)?;
-        execute_once(url, &format!("CREATE SCHEMA {name}")).await?;
-        let sep = if url.contains('?') { '&' } else { '?' };
-        Ok(format!("{url}{sep}options[search_path]={name}"))
-    }
-
-    /// Drops a schema [`Store::fresh_postgres_schema`] made, with everything in it, so that a
-    /// benchmark leaves the database it ran on as it found it.
-    pub async fn drop_postgres_schema(url: &str, name: &str) -> Result<(), StoreError> {
-        plain_identifier(name)?;
-        execute_once(url, &format!("DROP SCHEMA IF EXISTS {name} CASCADE")).await
     }
 
     /// The SQLite URL of a database file in `dir`.
@@ -433,29 +415,6 @@ async fn listen_for_queued(url: String, waker: Waker) {
     }
 }
 
-/// Runs one statement on a connection of its own to the PostgreSQL database at `url`, outside
-/// any pool and any schema: what making and dropping a benchmark's schema needs.
-async fn execute_once(url: &str, statement: &str) -> Result<(), StoreError> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await?;
-    sqlx::query(statement).execute(&mut conn).await?;
-    conn.close().await?;
-    Ok(())
-}
-
-/// Refuses a schema name that is not a plain identifier, since it is written into a statement
-/// (PostgreSQL takes no parameter for an identifier).
-fn plain_identifier(name: &str) -> Result<(), StoreError> {
-    let plain = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if plain {
-        Ok(())
-    } else {
-        Err(StoreError::Config(format!(
-            "schema name {name:?} is not a plain identifier"
-        )))
-    }
-}
-
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -478,17 +437,16 @@ async fn checkpoint_wal(pool: AnyPool) {
 /// SQLite page size of a new database. Every page a commit changes is one frame of the
 /// write-ahead log (a header, a checksum and a write each), and the dispatcher's commits change
 /// runs of neighbouring rows (a batch of attempts appended, the same batch of deliveries moved):
-/// with 16 KiB pages instead of SQLite's 4 KiB the writer's own work per delivery fell from
-/// 9.3–10.1 to 8.0–8.1 µs (`scripts/sqlite_writer_cost.py --page-size 4096` against `16384`).
+/// with 16 KiB pages instead of SQLite's 4 KiB the writer does less work per delivery
+/// (`scripts/sqlite_writer_cost.py --page-size` measures either).
 const PAGE_SIZE_BYTES: u32 = 16 * 1024;
 
 /// How large the write-ahead log may grow before a committing writer checkpoints it itself.
 const WAL_BACKSTOP_BYTES: i64 = 40 * 1024 * 1024;
 
 /// SQLite page cache of the single writer: large enough to hold the hot end of the
-/// deliveries, attempts and their indexes, so a record batch seldom reads pages back (a
-/// tenth of the writer's time with the default 2 MiB), small enough to keep the server's
-/// memory low (64 MiB doubled its peak with 100,000 deliveries pending and gained nothing).
+/// deliveries, attempts and their indexes, so a record batch seldom reads pages back, small
+/// enough to keep the server's memory low (a larger one raised its peak and gained nothing).
 const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
 /// SQLite page cache of each reader (SQLite's own default).
@@ -516,7 +474,7 @@ async fn sqlite_pool(
                 let busy = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
                 conn.execute(busy.as_str()).await?;
                 // Statement journals (multi-row statements inside a transaction) in memory
-                // instead of a temporary file: writing them was a seventh of the writer's time.
+                // instead of a temporary file, which every multi-row write would wait on.
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
                 let cache = format!("PRAGMA cache_size = -{cache_kib}");
                 conn.execute(cache.as_str()).await?;
@@ -632,25 +590,6 @@ mod tests {
             .await
             .unwrap()
             .get::<i64, _>(0)
-    }
-
-    #[tokio::test]
-    async fn schema_names_that_are_not_plain_identifiers_are_refused_before_connecting() {
-        // Nothing listens on port 9: a name that got as far as connecting would fail otherwise.
-        let url = "postgres://postgres@127.0.0.1:9/test";
-        for name in ["", "bench; DROP TABLE users", "a-b", "x\"y"] {
-            assert!(
-                matches!(
-                    Store::drop_postgres_schema(url, name).await,
-                    Err(StoreError::Config(_))
-                ),
-                "{name:?}"
-            );
-            assert!(matches!(
-                Store::fresh_postgres_schema(url, name).await,
-                Err(StoreError::Config(_))
-            ));
-        }
     }
 
     #[tokio::test]

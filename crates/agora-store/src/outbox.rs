@@ -7,7 +7,6 @@ use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
-use sqlx::Row;
 
 use std::sync::Arc;
 
@@ -230,57 +229,6 @@ pub(crate) async fn publish_leased(
     )
     .await?;
     Ok(id)
-}
-
-impl Store {
-    /// Schedules `n` deliveries of one synthetic event to `webhook_id` at `due_at` (unix ms),
-    /// generated inside the database: a backlog for `agora bench` to measure claiming against.
-    /// On SQLite it then copies the write-ahead log back into the database file (trying for up
-    /// to 2 s while the checkpointer holds the lock), so that a measurement right after does
-    /// not race the copy of the whole backlog (which once made a p99 of 7 ms read 123 ms).
-    pub async fn insert_synthetic_backlog(
-        &self,
-        webhook_id: &str,
-        n: i64,
-        due_at: i64,
-    ) -> Result<(), StoreError> {
-        let event = Event::new(
-            EventType::parse("bench.backlog").expect("a valid name"),
-            serde_json::json!({}),
-        );
-        let mut tx = self.begin().await?;
-        insert_events(&mut tx, &[&event]).await?;
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, attempts, created_at, updated_at) \
-             WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1) \
-             SELECT $2 || CAST(n AS TEXT), $3, $4, 'bench.backlog', 'pending', $5, 0, $6, $6 FROM seq",
-        )
-        .bind(n)
-        .bind(format!("msg_backlog{}_", ulid::Ulid::new()))
-        .bind(&event.id)
-        .bind(webhook_id)
-        .bind(due_at)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if self.backend == Backend::Sqlite {
-            // The checkpointer's own pass may hold the checkpoint lock; then this one reports
-            // busy (in its answer, not as an error) and is tried again.
-            for _ in 0..100 {
-                let busy: i64 = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(&self.write)
-                    .await?
-                    .try_get(0)?;
-                if busy == 0 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Rows inserted per statement: each statement is a round trip to the writer, which no other

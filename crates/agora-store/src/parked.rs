@@ -2,7 +2,7 @@
 //! ("parked"), read back without writing anything.
 //!
 //! On one SQLite node the claim's lease `UPDATE`, its commit and its windows over the due index
-//! were about a third of the single writer's statement time. So a delivery published while its
+//! were a large share of the single writer's statement time. So a delivery published while its
 //! webhook has no room in the dispatcher is written `in_flight` with attempt 1, no lease owner
 //! and no `due_at`, and a claim reads a webhook's parked deliveries back in the order they were
 //! queued, through the `(webhook_id, id)` index: ids increase in the order they are made

@@ -3,11 +3,11 @@
 //! SQLite has one writer, and a write transaction holds it from `BEGIN` to `COMMIT`, across
 //! every statement between. Each statement is a round trip from the task driving the
 //! transaction to the connection's thread and back, and on the shared runtime the task's
-//! wake-up lands in a queue behind hundreds of delivery tasks: in the 10-webhook benchmark the
-//! writer was held 82 % of the time while SQLite worked 38 % of it. Transactions run here, on a
-//! single-threaded runtime with nothing else to do, so the next statement follows at once; the
-//! dispatcher's claim loop and recorder run here too ([`crate::Store::writer_runtime`]), so the
-//! next claim or record follows a commit at once.
+//! wake-up lands in a queue behind hundreds of delivery tasks, so the writer was held far
+//! longer than SQLite worked. Transactions run here, on a single-threaded runtime with nothing
+//! else to do, so the next statement follows at once; the dispatcher's claim loop and recorder
+//! run here too ([`crate::Store::writer_runtime`]), so the next claim or record follows a
+//! commit at once.
 //!
 //! PostgreSQL has no single writer, and its connections belong to the runtime that opened
 //! them, so there the work runs in the caller's task.

@@ -240,8 +240,7 @@ impl Config {
         }
     }
 
-    /// What the dispatcher's sender is built from: the serving node's and the benchmark's
-    /// sender must be the same one.
+    /// What the dispatcher's sender is built from.
     pub fn sender_config(&self) -> SenderConfig {
         SenderConfig {
             forum_name: self.forum_name(),

@@ -9,7 +9,6 @@
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
-pub mod bench;
 pub mod config;
 mod maintenance;
 pub mod presence;
@@ -28,8 +27,23 @@ use tokio_util::task::TaskTracker;
 use agora_api::AppState;
 use agora_core::dispatcher::{Dispatcher, DispatcherConfig, Sender, Waker};
 use agora_store::{Backend, Store};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 pub use config::Config;
+
+/// Sends the process's logs to `writer` in `format`, filtered by `AGORA_LOG` (by default
+/// `info,sqlx=warn`): the set-up of `agora` and of the servers `agora-bench` runs.
+pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Text => builder.init(),
+    }
+}
 
 /// A server started by [`start`].
 pub struct Running {
@@ -61,11 +75,6 @@ impl Running {
         self.background.wait().await;
         self.store.close().await;
         Ok(())
-    }
-
-    /// The node's store, for tools that seed data directly (`agora bench`).
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// A token whose cancellation stops the server (wired to SIGTERM and SIGINT by `main`).

@@ -8,8 +8,8 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use agora::config::LogFormat;
 
 /// mimalloc instead of the system allocator: the delivery path allocates per request (headers,
-/// bodies, SQL arguments) across many threads, where glibc's malloc spent a fifth of the CPU in
-/// the end-to-end benchmark (see BENCHMARKS.md).
+/// bodies, SQL arguments) across many threads, where glibc's malloc took a large share of the
+/// CPU (docs/dev/performance.md has the measurement and how to repeat it).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use agora::Config;
@@ -36,8 +36,6 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Measure throughput, latency and memory on this machine (see BENCHMARKS.md).
-    Bench(agora::bench::BenchArgs),
     /// Print the version.
     Version,
 }
@@ -100,11 +98,6 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => {
-            // The report goes to stdout (`--json` for machines), so the logs may not.
-            init_logging_to(LogFormat::Text, BoxMakeWriter::new(std::io::stderr));
-            agora::bench::run(args).await
-        }
         Command::Version => {
             println!("agora {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -148,17 +141,5 @@ async fn wait_for_signal() {
 }
 
 fn init_logging(format: LogFormat) {
-    init_logging_to(format, BoxMakeWriter::new(std::io::stdout));
-}
-
-fn init_logging_to(format: LogFormat, writer: BoxMakeWriter) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    agora::init_logging(format, BoxMakeWriter::new(std::io::stdout));
 }

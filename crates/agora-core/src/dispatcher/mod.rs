@@ -445,7 +445,7 @@ impl<Q: DeliveryQueue> BatchStart<Q> {
 /// Attempts the recorder hands to [`DeliveryQueue::record`] at most. While publishes keep
 /// the single SQLite writer busy, the recorder gets the writer only every few transactions,
 /// and what it records in one turn bounds the delivery rate: with 512 a burst of publishes
-/// left the dispatcher waiting for its records (see BENCHMARKS.md, eighth session).
+/// left the dispatcher waiting for its records (docs/dev/performance.md).
 pub const RECORD_BATCH: usize = 4096;
 
 /// A record batch smaller than this waits up to [`RECORD_LINGER`] for more attempts.
@@ -454,10 +454,10 @@ const RECORD_FILL: usize = RECORD_BATCH / 4;
 /// How long a small record batch waits for more before it is written. Every transaction
 /// rewrites the pages it touches (the ends of the attempts table and of its indexes, the
 /// deliveries it moves) in full, whether it records ten attempts or a thousand: taking
-/// whatever had arrived wrote about 100 attempts a transaction in the 10-webhook benchmark;
-/// waiting up to 5 ms wrote about 800, and 38 % fewer bytes reached the disk (BENCHMARKS.md,
-/// tenth session). The wait delays only the bookkeeping: the attempt was already sent, and
-/// its delivery's place in memory is given back 5 ms later at most.
+/// whatever had arrived wrote small transactions under load, and so more bytes to the disk
+/// per attempt (docs/dev/performance.md has the figures). The wait delays only the
+/// bookkeeping: the attempt was already sent, and its delivery's place in memory is given
+/// back 5 ms later at most.
 const RECORD_LINGER: Duration = Duration::from_millis(5);
 
 /// How many due deliveries a bounded claim looks at, per delivery it may take.

@@ -88,10 +88,13 @@ pub async fn postgres_schema() -> String {
         .await
         .expect("connect to PostgreSQL");
     drop_stale_schemas(&mut conn).await;
-    conn.close().await.expect("close");
-    agora_store::Store::fresh_postgres_schema(&base, &schema)
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
         .await
-        .expect("create schema")
+        .expect("create schema");
+    conn.close().await.expect("close");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
 }
 
 /// Drops test schemas older than ten minutes (their names carry a ULID, hence a time), so the

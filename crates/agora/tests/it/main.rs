@@ -5,7 +5,6 @@ mod helpers;
 mod process;
 
 mod api_validation;
-mod bench;
 mod cluster;
 mod crash;
 mod delivery;

@@ -1,13 +1,12 @@
-//! `agora bench` as a user runs it: its JSON report is the whole of its standard output.
+//! `agora-bench` as a user runs it: its JSON report is the whole of its standard output.
 
 use serde_json::Value;
 
-/// Runs `agora bench` with `args`, on SQLite unless they name a database and at the default
+/// Runs `agora-bench` with `args`, on SQLite unless they name a database and at the default
 /// concurrency per webhook whatever the environment says, and answers its report, which must
 /// be the whole of its standard output.
 async fn bench_report(args: &[&str]) -> Value {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
-        .arg("bench")
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora-bench"))
         .args(args)
         .arg("--json")
         .env_remove("AGORA_DATABASE_URL")
@@ -76,16 +75,61 @@ async fn bench_schemas(url: &str) -> Vec<String> {
     names
 }
 
+/// The figure a backlog run of `report` measured, once it checked that its latencies were
+/// measured at all.
+fn backlog_figure(report: &Value) -> &Value {
+    let backlog = figure(report, "latency at 200 events/s with 1000 scheduled");
+    assert!(
+        backlog["latency_ms"]["samples"].as_u64().unwrap() > 0,
+        "{backlog}"
+    );
+    backlog
+}
+
+/// The arguments of a short backlog run: it writes the backlog's rows itself, the one thing
+/// the bench does to the database without the API.
+const BACKLOG: [&str; 8] = [
+    "--seconds",
+    "1",
+    "--rate",
+    "200",
+    "--backlog",
+    "1000",
+    "--concurrency",
+    "8",
+];
+
+#[tokio::test]
+async fn a_real_delivery_s_headers_and_a_backlog_are_measured() {
+    let mut args = BACKLOG.to_vec();
+    args.extend(["--only", "headers,backlog"]);
+    let report = bench_report(&args).await;
+    backlog_figure(&report);
+    let with_headers = figure(
+        &report,
+        "ceiling, requests with a delivery's headers (POST/s)",
+    );
+    assert!(
+        with_headers["value"].as_f64().unwrap() > 0.0,
+        "{with_headers}"
+    );
+}
+
 #[tokio::test]
 async fn on_postgresql_a_run_leaves_no_schema_behind() {
-    let Some(url) = crate::helpers::postgres_url() else {
+    let Some(url) = std::env::var("AGORA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
         eprintln!("skipped: set AGORA_TEST_POSTGRES_URL to run the bench on PostgreSQL");
         return;
     };
     let before = bench_schemas(&url).await;
-    let report =
-        bench_report(&["--only", "ingest", "--seconds", "1", "--database-url", &url]).await;
+    let mut args = BACKLOG.to_vec();
+    args.extend(["--only", "ingest,backlog", "--database-url", &url]);
+    let report = bench_report(&args).await;
     assert_eq!(report["backend"], "postgres", "{report}");
+    backlog_figure(&report);
     let left: Vec<String> = bench_schemas(&url)
         .await
         .into_iter()

@@ -3,7 +3,7 @@
 //! A rate falls both when a delivery costs more and when the CPUs sit idle (the dispatcher
 //! waiting on the writer, say); the CPU time per delivery tells the two apart. With both CPUs
 //! busy the two views agree, and neither removes the shared machine's own drift (see
-//! BENCHMARKS.md, tenth session).
+//! docs/dev/performance.md).
 
 use std::time::Duration;
 

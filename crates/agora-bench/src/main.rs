@@ -1,5 +1,7 @@
-//! `agora bench`: measures the webhook engine on this machine, against a ceiling measured in
-//! the same run, so figures are ratios that hold on a noisy machine.
+//! `agora-bench`: measures the webhook engine on this machine, against a ceiling measured in
+//! the same run, so figures are ratios that hold on a noisy machine. It runs Agora's servers in
+//! its own process, through the `agora` library's `start`, as `agora serve` does, and talks to
+//! them over HTTP like any client; BENCHMARKS.md has the figures and the commands.
 //!
 //! Scenarios (each on a fresh server and database in a temporary directory):
 //! 1. ceiling: the receiver driven by a plain keep-alive client at the same concurrency (the
@@ -14,7 +16,9 @@
 //!    with more connections;
 //! 4. latency: publish to arrival at a fixed rate and at saturation;
 //! 5. backlog: the fixed-rate latency again with a large backlog scheduled for later;
-//! 6. memory: peak RSS of a server process holding deliveries for an endpoint that is down.
+//! 6. memory: peak RSS of a server process (this binary started again with `--serve`, which
+//!    runs the server alone, as `agora serve` does) holding deliveries for an endpoint that
+//!    is down.
 //!
 //! The ceiling and the end-to-end runs also report the process's CPU time per request or
 //! delivery, compared the other way round (ceiling / figure): a rate that falls while the
@@ -25,6 +29,7 @@
 //! the CPUs, which is how a second node's share shows on a machine whose CPUs both nodes share.
 
 mod cpu;
+mod database;
 mod receiver;
 mod report;
 
@@ -33,13 +38,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agora_core::dispatcher::{ClaimedDelivery, Sender, WebhookSettings};
-use agora_core::format::Format;
-use agora_core::ids::{new_id, DELIVERY};
-use agora_core::signing::WebhookSecret;
-use agora_core::time::now_ms;
+use agora::config::LogFormat;
+use agora::Config;
 use anyhow::Context;
-use http::header::{HeaderMap, HeaderValue};
+use axum::http::StatusCode;
+use clap::Parser;
+use http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -48,50 +52,89 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use self::receiver::BenchReceiver;
 use self::report::{Figure, Report};
-use crate::Config;
+
+/// The allocator `agora` uses, so that the servers this process runs allocate as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "agora-bench",
+    version,
+    about = "Measures Agora's throughput, latency and memory on this machine (see BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+    /// Serve as `agora serve` does, configured by the `AGORA_*` variables alone: the server
+    /// process of the memory scenario.
+    #[arg(long, hide = true)]
+    serve: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.serve {
+        return serve().await;
+    }
+    // The report goes to stdout (`--json` for machines), so the logs may not.
+    agora::init_logging(LogFormat::Text, BoxMakeWriter::new(std::io::stderr));
+    run(cli.args).await
+}
+
+/// Runs one server configured by the `AGORA_*` variables until the process is killed.
+async fn serve() -> anyhow::Result<()> {
+    let data_dir = std::env::var_os("AGORA_DATA_DIR").context("AGORA_DATA_DIR is not set")?;
+    let config = Config::defaults(data_dir.into());
+    agora::init_logging(config.log_format, BoxMakeWriter::new(std::io::stdout));
+    let listener = TcpListener::bind(&config.listen).await?;
+    agora::start(config, listener).await?.wait().await
+}
 
 /// What to measure and how hard.
 #[derive(Clone, Debug, clap::Args)]
-pub struct BenchArgs {
+struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     /// Concurrent clients, for the ceiling and for ingest.
     #[arg(long, default_value = "64")]
-    pub concurrency: usize,
+    concurrency: usize,
     /// Seconds each throughput scenario runs.
     #[arg(long, default_value = "5")]
-    pub seconds: u64,
+    seconds: u64,
     /// Events per end-to-end run.
     #[arg(long, default_value = "20000")]
-    pub events: usize,
+    events: usize,
     /// Events per second in the fixed-rate latency runs.
     #[arg(long, default_value = "1000")]
-    pub rate: u64,
+    rate: u64,
     /// Deliveries scheduled for later in the backlog run.
     #[arg(long, default_value = "1000000")]
-    pub backlog: usize,
+    backlog: usize,
     /// Deliveries pending for a dead endpoint in the memory run.
     #[arg(long, default_value = "100000")]
-    pub pending: usize,
+    pending: usize,
     /// Run only these scenarios (comma-separated: headers, ingest, e2e, latency, backlog,
     /// memory); the ceiling is always measured.
     #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
+    only: Vec<String>,
     /// Run the servers on this PostgreSQL database instead of SQLite.
     #[arg(long)]
-    pub database_url: Option<String>,
+    database_url: Option<String>,
     /// Servers (nodes) sharing the PostgreSQL database.
     #[arg(long, default_value = "1")]
-    pub nodes: usize,
+    nodes: usize,
     /// Milliseconds the receiver waits before answering each request: a slow receiver, where
     /// requests in flight bound the rate instead of the CPUs (as with real endpoints across a
     /// network), so that what more nodes add can be seen on one machine.
     #[arg(long, default_value = "0")]
-    pub receiver_latency_ms: u64,
+    receiver_latency_ms: u64,
 }
 
 impl BenchArgs {
@@ -103,7 +146,7 @@ impl BenchArgs {
 const KEY: &str = "agora_bench_admin_key_000000000000000000";
 
 /// Runs the benchmark and prints the report.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let receiver = BenchReceiver::start(Duration::from_millis(args.receiver_latency_ms)).await?;
     let mut report = Report::new(&args);
     let first = ceiling(&receiver, args.concurrency, args.seconds, &HeaderMap::new()).await?;
@@ -112,7 +155,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         first.rate, first.cpu_us
     ));
     if args.wants("headers") {
-        let headers = delivery_headers(&receiver)?;
+        let headers = delivery_headers(&args).await?;
         let with_headers =
             self::ceiling(&receiver, args.concurrency, args.seconds, &headers).await?;
         progress(&format!(
@@ -243,7 +286,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 const SCENARIOS: [&str; 6] = ["headers", "ingest", "e2e", "latency", "backlog", "memory"];
 
 fn progress(line: &str) {
-    eprintln!("agora bench: {line}");
+    eprintln!("agora-bench: {line}");
 }
 
 /// Adds `measured` as two figures named after `what`: its rate in `unit`, and its CPU time
@@ -291,9 +334,8 @@ impl Throughput {
 
 /// The receiver driven by a plain keep-alive client: what the machine can do at all.
 ///
-/// One measurement settles at one of two levels, on the 2-core machine about 70,000 or about
-/// 107,000 POST/s from run to run, with both CPUs busy at either level and a CPU-bound loop
-/// timed between runs not varying; the cause is not known (how the connections' tasks spread
+/// One measurement settles at one of two levels far apart from run to run, with both CPUs busy
+/// at either level and a CPU-bound loop timed between runs not varying; the cause is not known (how the connections' tasks spread
 /// over the runtime's workers is the first guess). So the time is split into parts, each with
 /// a fresh client and so fresh connections, and the best part is the ceiling: a low reading
 /// would flatter every ratio measured against it. A run can still read low in every part.
@@ -315,33 +357,50 @@ async fn ceiling(
     Ok(best)
 }
 
-/// The headers Agora puts on a delivery (id, timestamp, event, attempt, signatures, forum,
-/// user agent), made by the dispatcher's own sender: the receiver parses each of them, and
-/// allocates each name outside HTTP's standard set, work the plain ceiling never asks of it.
-fn delivery_headers(receiver: &BenchReceiver) -> anyhow::Result<HeaderMap> {
-    let sender = Sender::new(bench_config(PathBuf::new()).sender_config())?;
-    let delivery = ClaimedDelivery {
-        id: new_id(DELIVERY),
-        event_id: "evt_x".to_owned(),
-        event_type: "bench.happened".to_owned(),
-        webhook_id: "wh_x".to_owned(),
-        webhook: Arc::new(WebhookSettings {
-            url: receiver.url(),
-            secrets: vec![WebhookSecret::generate()],
-            headers: Vec::new(),
-            timeout: Duration::from_secs(10),
-            format: Format::Json,
-        }),
-        body: CEILING_BODY.into(),
-        attempt: 1,
-        retries_done: 0,
-        retry_count: 0,
-    };
-    Ok(sender
-        .own_headers(&delivery, now_ms(), CEILING_BODY)
-        .into_iter()
-        .filter_map(|(name, value)| Some((name, HeaderValue::from_str(&value).ok()?)))
-        .collect())
+/// The headers a delivery carries (id, timestamp, event, attempt, signatures, forum, user
+/// agent), as a server sent them with one delivery to a receiver of their own: the bench's
+/// receiver parses each of them, and allocates each name outside HTTP's standard set, work the
+/// plain ceiling never asks of it. The ones the plain client sets itself (host, length) are
+/// left out.
+async fn delivery_headers(args: &BenchArgs) -> anyhow::Result<HeaderMap> {
+    let (sent, received) = tokio::sync::oneshot::channel::<HeaderMap>();
+    let sent = Arc::new(std::sync::Mutex::new(Some(sent)));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let sent = sent.lock().expect("lock").take();
+        async move {
+            if let Some(sent) = sent {
+                let _ = sent.send(headers);
+            }
+            StatusCode::OK
+        }
+    });
+    let receiver = tokio::spawn(async move { axum::serve(listener, app).await });
+    let nodes = Nodes::start(args).await?;
+    nodes.webhook(&url).await?;
+    let published = nodes
+        .post(
+            0,
+            "/v1/events",
+            json!({"type": "bench.happened", "data": {"n": 1}}),
+        )
+        .await?;
+    anyhow::ensure!(
+        published.status() == 202,
+        "cannot publish: {}",
+        published.status()
+    );
+    let arrived = tokio::time::timeout(Duration::from_secs(30), received).await;
+    nodes.stop().await?;
+    receiver.abort();
+    let mut headers = arrived
+        .context("no delivery arrived within 30 s")?
+        .context("the receiver stopped")?;
+    for name in [HOST, CONTENT_LENGTH, TRANSFER_ENCODING, CONNECTION] {
+        headers.remove(name);
+    }
+    Ok(headers)
 }
 
 /// The body every ceiling request carries: an event envelope of the usual size.
@@ -406,12 +465,14 @@ async fn plain_client_rate(
 
 /// One or more servers on a fresh database.
 struct Nodes {
-    running: Vec<crate::Running>,
+    running: Vec<agora::Running>,
     /// Requests to one webhook the nodes may have in flight together.
     in_flight_per_webhook: usize,
     client: reqwest::Client,
     /// The PostgreSQL database and the schema made for this run, dropped when it stops.
     schema: Option<(String, String)>,
+    /// The first node's database.
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -423,17 +484,19 @@ impl Nodes {
             (url.clone(), name)
         });
         let database_url = match &schema {
-            Some((url, name)) => Some(agora_store::Store::fresh_postgres_schema(url, name).await?),
+            Some((url, name)) => Some(database::create_schema(url, name).await?),
             None => None,
         };
         let mut running = Vec::new();
         let mut in_flight_per_webhook = 0;
+        let mut first_database = None;
         for n in 0..args.nodes.max(1) {
             let mut config = bench_config(dir.path().join(format!("node{n}")));
             config.database_url = database_url.clone();
             in_flight_per_webhook += config.max_concurrency_per_webhook;
+            first_database.get_or_insert(config.database_url()?);
             let listener = TcpListener::bind("127.0.0.1:0").await?;
-            running.push(crate::start(config, listener).await?);
+            running.push(agora::start(config, listener).await?);
         }
         let nodes = Self {
             running,
@@ -442,20 +505,27 @@ impl Nodes {
                 .pool_max_idle_per_host(256)
                 .build()?,
             schema,
+            database_url: first_database.context("no node")?,
             _dir: dir,
         };
-        let registered = nodes
-            .post(
-                0,
-                "/v1/event-types",
-                json!({"name": "bench.happened", "description": "benchmark"}),
-            )
-            .await?;
+        let registered = nodes.register("bench.happened", "benchmark").await?;
         anyhow::ensure!(
-            registered.status().is_success() || registered.status() == 409,
+            registered.is_success() || registered == 409,
             "cannot register the event type"
         );
         Ok(nodes)
+    }
+
+    /// Registers the custom event type `name`; answers the API's status.
+    async fn register(&self, name: &str, description: &str) -> anyhow::Result<StatusCode> {
+        let res = self
+            .post(
+                0,
+                "/v1/event-types",
+                json!({"name": name, "description": description}),
+            )
+            .await?;
+        Ok(res.status())
     }
 
     fn url(&self, node: usize, path: &str) -> String {
@@ -499,25 +569,22 @@ impl Nodes {
 
     async fn seed_backlog(&self, n: usize) -> anyhow::Result<()> {
         // The backlog belongs to a webhook that receives none of the measured events.
-        let registered = self
-            .post(
-                0,
-                "/v1/event-types",
-                json!({"name": "bench.backlog", "description": "backlog"}),
-            )
-            .await?;
         anyhow::ensure!(
-            registered.status().is_success(),
+            self.register("bench.backlog", "backlog")
+                .await?
+                .is_success(),
             "cannot register the backlog type"
         );
         let dead = self
             .webhook_for("http://127.0.0.1:9/dead", "bench.backlog")
             .await?;
-        let store = self.running[0].store();
-        store
-            .insert_synthetic_backlog(&dead, n as i64, agora_core::time::now_ms() + 86_400_000)
-            .await?;
-        Ok(())
+        database::insert_backlog(
+            &self.database_url,
+            &dead,
+            n,
+            agora_core::time::now_ms() + 86_400_000,
+        )
+        .await
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -525,7 +592,7 @@ impl Nodes {
             r.stop().await?;
         }
         if let Some((url, name)) = &self.schema {
-            agora_store::Store::drop_postgres_schema(url, name).await?;
+            database::drop_schema(url, name).await?;
         }
         Ok(())
     }
@@ -754,7 +821,7 @@ async fn memory(pending: usize) -> anyhow::Result<u64> {
         l.local_addr()?
     };
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
+        .arg("--serve")
         .env("AGORA_LISTEN", addr.to_string())
         .env("AGORA_DATA_DIR", dir.path())
         .env("AGORA_ADMIN_KEY", KEY)
