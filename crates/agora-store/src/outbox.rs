@@ -10,7 +10,6 @@ use agora_core::time::now_ms;
 
 use std::sync::Arc;
 
-use crate::deliveries::leased;
 use crate::parked::Parked;
 use crate::webhooks::{Webhook, WebhookFilter};
 use crate::{Backend, Params, Store, StoreError, Tx};
@@ -118,14 +117,14 @@ impl Subscribers {
             .zip(&rows)
             .filter_map(|((reservation, id), (event, webhook_id))| {
                 let reservation = reservation?;
-                let delivery = leased(
+                let delivery = LeasedDelivery {
                     id,
-                    webhook_id.to_string(),
-                    event.id.clone(),
-                    event.event_type.as_str().to_owned(),
-                    1,
-                    0,
-                );
+                    webhook_id: webhook_id.to_string(),
+                    event_id: event.id.clone(),
+                    event_type: event.event_type.as_str().to_owned(),
+                    attempt: 1,
+                    retries_done: 0,
+                };
                 Some((delivery, reservation))
             })
             .collect();
