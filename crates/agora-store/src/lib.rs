@@ -28,12 +28,11 @@ pub mod forum;
 mod group_commit;
 pub mod keys;
 pub mod outbox;
-mod parked;
 mod publication;
 pub mod retention;
 pub mod secretbox;
+mod sqlite;
 pub mod webhooks;
-mod writer;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -43,7 +42,7 @@ use std::time::Duration;
 
 use agora_core::dispatcher::{Handoff, Waker};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::AnyPool;
 
 pub use self::error::StoreError;
 pub use self::publication::Publication;
@@ -149,8 +148,9 @@ pub struct Store {
     known_types: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
     /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
     secrets: Option<secretbox::SecretBox>,
-    /// SQLite: the thread the dispatcher's and the publishers' write transactions run on.
-    writer: Option<writer::WriterThread>,
+    /// SQLite: its single writer, and the thread the dispatcher's and the publishers' write
+    /// transactions run on.
+    sqlite: Option<sqlite::Engine>,
     /// How publishes write deliveries leased to this node: the hand-off to its dispatcher,
     /// and on SQLite the register of parked deliveries.
     leasing: outbox::Leasing,
@@ -179,13 +179,13 @@ impl Store {
         let leasing = outbox::Leasing::new(Handoff::default());
         let store = match backend {
             Backend::Sqlite => {
-                let write =
-                    sqlite_pool(connect.clone(), 1, options.busy_timeout, WRITER_CACHE_KIB).await?;
-                let read =
-                    sqlite_pool(connect.clone(), 8, options.busy_timeout, READER_CACHE_KIB).await?;
-                let checkpointer =
-                    sqlite_pool(connect, 1, options.busy_timeout, READER_CACHE_KIB).await?;
-                let writer = writer::WriterThread::start()?;
+                let sqlite::Pools {
+                    writer,
+                    read,
+                    checkpointer,
+                } = sqlite::Pools::open(connect, options.busy_timeout).await?;
+                let write = writer.pool().clone();
+                let engine = sqlite::Engine::start(writer)?;
                 Self {
                     group_commit: group_commit::start(
                         publication::Publisher {
@@ -194,7 +194,7 @@ impl Store {
                             waker: waker.clone(),
                             leasing: leasing.clone(),
                         },
-                        &writer.handle(),
+                        &engine.thread.handle(),
                     ),
                     known_types: Arc::default(),
                     write,
@@ -202,9 +202,9 @@ impl Store {
                     backend,
                     waker,
                     options,
-                    background: Some(Arc::new(tokio::spawn(checkpoint_wal(checkpointer)))),
+                    background: Some(Arc::new(tokio::spawn(sqlite::checkpoint_wal(checkpointer)))),
                     secrets: None,
-                    writer: Some(writer),
+                    sqlite: Some(engine),
                     leasing,
                 }
             }
@@ -236,7 +236,7 @@ impl Store {
                     options,
                     background,
                     secrets: None,
-                    writer: None,
+                    sqlite: None,
                     leasing,
                 }
             }
@@ -285,14 +285,14 @@ impl Store {
         begin_on(&self.write, relaxed_begin(self.backend)).await
     }
 
-    /// Runs a write transaction on the SQLite writer's thread (see [`writer`]), or in the
+    /// Runs a write transaction on the SQLite writer's thread (see `sqlite/writer.rs`), or in the
     /// caller's task on PostgreSQL.
     pub(crate) async fn on_writer<T: Send + 'static>(
         &self,
         work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
-        match &self.writer {
-            Some(writer) => writer.run(work).await,
+        match &self.sqlite {
+            Some(sqlite) => sqlite.thread.run(work).await,
             None => work.await,
         }
     }
@@ -300,7 +300,7 @@ impl Store {
     /// SQLite: the runtime of the writer thread, where the dispatcher's claim loop and recorder
     /// belong (see [`agora_core::dispatcher::Dispatcher::with_bookkeeping_on`]).
     pub fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
-        self.writer.as_ref().map(writer::WriterThread::handle)
+        self.sqlite.as_ref().map(|sqlite| sqlite.thread.handle())
     }
 
     /// Runs one statement in its own durable transaction.
@@ -413,82 +413,6 @@ async fn listen_for_queued(url: String, waker: Waker) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// How often the write-ahead log is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-
-/// Copies the write-ahead log back into the database file on a connection of its own, so
-/// that neither the copy nor its `fsync` stalls the single writer, which otherwise checkpoints
-/// after the commit that crosses `wal_autocheckpoint` (now only a backstop for when this task
-/// falls behind). PASSIVE never blocks readers or the writer.
-async fn checkpoint_wal(pool: AnyPool) {
-    loop {
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::debug!(error = %e, "WAL checkpoint failed; the writer's backstop remains");
-        }
-    }
-}
-
-/// SQLite page size of a new database. Every page a commit changes is one frame of the
-/// write-ahead log (a header, a checksum and a write each), and the dispatcher's commits change
-/// runs of neighbouring rows (a batch of attempts appended, the same batch of deliveries moved):
-/// with 16 KiB pages instead of SQLite's 4 KiB the writer does less work per delivery
-/// (`scripts/sqlite_writer_cost.py --page-size` measures either).
-const PAGE_SIZE_BYTES: u32 = 16 * 1024;
-
-/// How large the write-ahead log may grow before a committing writer checkpoints it itself.
-const WAL_BACKSTOP_BYTES: i64 = 40 * 1024 * 1024;
-
-/// SQLite page cache of the single writer: large enough to hold the hot end of the
-/// deliveries, attempts and their indexes, so a record batch seldom reads pages back, small
-/// enough to keep the server's memory low (a larger one raised its peak and gained nothing).
-const WRITER_CACHE_KIB: u32 = 16 * 1024;
-
-/// SQLite page cache of each reader (SQLite's own default).
-const READER_CACHE_KIB: u32 = 2 * 1024;
-
-async fn sqlite_pool(
-    options: AnyConnectOptions,
-    size: u32,
-    busy_timeout: Duration,
-    cache_kib: u32,
-) -> Result<AnyPool, StoreError> {
-    Ok(AnyPoolOptions::new()
-        .max_connections(size)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                // Only a new, empty database takes the page size; an existing one keeps its own.
-                let page_size = format!("PRAGMA page_size = {PAGE_SIZE_BYTES}");
-                conn.execute(page_size.as_str()).await?;
-                // WAL lets readers run beside the writer; FULL makes every commit durable
-                // (fsync) before the API acknowledges it.
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = FULL").await?;
-                let busy = format!("PRAGMA busy_timeout = {}", busy_timeout.as_millis());
-                conn.execute(busy.as_str()).await?;
-                // Statement journals (multi-row statements inside a transaction) in memory
-                // instead of a temporary file, which every multi-row write would wait on.
-                conn.execute("PRAGMA temp_store = MEMORY").await?;
-                let cache = format!("PRAGMA cache_size = -{cache_kib}");
-                conn.execute(cache.as_str()).await?;
-                let page_bytes: i64 = sqlx::query_scalar("PRAGMA page_size")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let pages = WAL_BACKSTOP_BYTES / page_bytes.max(512);
-                let backstop = format!("PRAGMA wal_autocheckpoint = {pages}");
-                conn.execute(backstop.as_str()).await?;
-                Ok(())
-            })
-        })
-        .connect_with(options)
-        .await?)
 }
 
 /// Numbers the bind parameters of one generated statement. PostgreSQL wants `$n`. On SQLite,

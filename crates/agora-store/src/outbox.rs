@@ -10,7 +10,7 @@ use agora_core::time::now_ms;
 
 use std::sync::Arc;
 
-use crate::parked::Parked;
+use crate::sqlite::parked::Parked;
 use crate::webhooks::{Webhook, WebhookFilter};
 use crate::{Backend, Params, Store, StoreError, Tx};
 

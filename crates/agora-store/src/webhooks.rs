@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::deliveries::close_queued;
 use crate::secretbox::StoredSecret;
 use crate::{placeholders, Store, StoreError, Tx};
-use agora_core::time::{now_ms, to_rfc3339};
+use agora_core::time::to_rfc3339;
 
 /// Restricts thread and post events to some categories or tags; empty lists restrict nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,24 +327,6 @@ impl Store {
             .map(from_row)
             .collect()
     }
-}
-
-/// Closes a webhook's queued (not in-flight) deliveries as exhausted.
-pub(crate) async fn close_queued(
-    tx: &mut Tx,
-    webhook_id: &str,
-    why: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 'exhausted', due_at = NULL, last_error = $1, updated_at = $2 \
-         WHERE webhook_id = $3 AND status IN ('pending', 'failed')",
-    )
-    .bind(why)
-    .bind(now_ms())
-    .bind(webhook_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 fn bind_all<'q>(

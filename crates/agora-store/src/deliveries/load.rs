@@ -162,7 +162,7 @@ pub(super) fn leased_from_row(row: &sqlx::any::AnyRow) -> Result<LeasedDelivery,
 }
 
 /// A leased delivery from its columns, `attempts` counting the attempt it is leased for.
-pub(super) fn leased(
+pub(crate) fn leased(
     id: String,
     webhook_id: String,
     event_id: String,

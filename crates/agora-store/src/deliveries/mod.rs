@@ -25,7 +25,10 @@ use agora_core::dispatcher::{
 use agora_core::time::now_ms;
 use sqlx::Row;
 
+pub(crate) use self::claim::skipping;
+pub(crate) use self::load::leased;
 pub use self::log::{Attempt, Delivery, DeliveryFilter};
+pub(crate) use self::state::close_queued;
 use self::state::give_back_where;
 pub use self::state::Status;
 use crate::{Backend, Store, StoreError};

@@ -10,8 +10,7 @@ use agora_core::ids::{new_id, ATTEMPT};
 use agora_core::time::now_ms;
 use sqlx::Row;
 
-use super::state::{put_back, Status};
-use crate::webhooks::close_queued;
+use super::state::{close_queued, put_back, Status};
 use crate::{placeholders, Backend, Params, Store, StoreError, Tx};
 
 impl Store {

@@ -148,3 +148,21 @@ fn requeue_where(filter: &str) -> String {
          updated_at = $1 WHERE {filter}"
     )
 }
+
+/// Closes a webhook's queued (not in-flight) deliveries as exhausted.
+pub(crate) async fn close_queued(
+    tx: &mut Tx,
+    webhook_id: &str,
+    why: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'exhausted', due_at = NULL, last_error = $1, updated_at = $2 \
+         WHERE webhook_id = $3 AND status IN ('pending', 'failed')",
+    )
+    .bind(why)
+    .bind(now_ms())
+    .bind(webhook_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
