@@ -111,16 +111,31 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Conflict(m) => Self::conflict("conflict", m),
-            StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "storage unavailable");
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %Chain(&e), "storage unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
                     "storage is unavailable right now; nothing was changed, try again shortly",
                 )
             }
-            other => Self::internal(other),
+            other => Self::internal(Chain(&other)),
         }
+    }
+}
+
+/// An error with its causes, `: `-separated, for a log line.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
     }
 }
 

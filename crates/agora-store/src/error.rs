@@ -1,7 +1,14 @@
-//! Store errors, sorted by what the caller can do about them.
+//! Store errors, sorted by what the caller can do about them, each keeping its cause.
+
+use std::error::Error;
+use std::sync::Arc;
+
+/// The cause of a store error, kept whole for the log (`source()`), and shared so that one
+/// failed transaction can answer every caller that joined it.
+pub type Cause = Arc<dyn Error + Send + Sync>;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The row asked for does not exist (or is not the caller's to see).
     #[error("not found")]
@@ -11,25 +18,67 @@ pub enum StoreError {
     Conflict(String),
     /// The database cannot be reached or written right now (down, full, locked); retrying
     /// later may succeed. The API answers 503 `storage_unavailable`.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    #[error("storage unavailable: {reason}")]
+    Unavailable {
+        /// What could not be done.
+        reason: String,
+        /// Why, when another error said so.
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Start-up settings are wrong.
-    #[error("{0}")]
-    Config(String),
+    #[error("{reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+        /// Why, when another error said so.
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Anything else: a bug or corrupt data.
-    #[error("storage error: {0}")]
-    Internal(String),
+    #[error("storage error: {reason}")]
+    Internal {
+        /// What could not be done.
+        reason: String,
+        /// Why, when another error said so.
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl StoreError {
-    /// The same error again, for answering every caller that shared a failed transaction.
-    pub fn duplicate(&self) -> Self {
+    /// Storage that cannot be used right now, for `reason`.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// Wrong settings, for `reason`.
+    pub fn config(reason: impl Into<String>) -> Self {
+        Self::Config {
+            reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// A bug or corrupt data, for `reason`.
+    pub fn internal(reason: impl Into<String>) -> Self {
+        Self::Internal {
+            reason: reason.into(),
+            cause: None,
+        }
+    }
+
+    /// The same error, caused by `cause` (kept as its `source()`).
+    pub fn because(self, cause: impl Error + Send + Sync + 'static) -> Self {
+        let cause: Option<Cause> = Some(Arc::new(cause));
         match self {
-            Self::NotFound => Self::NotFound,
-            Self::Conflict(m) => Self::Conflict(m.clone()),
-            Self::Unavailable(m) => Self::Unavailable(m.clone()),
-            Self::Config(m) => Self::Config(m.clone()),
-            Self::Internal(m) => Self::Internal(m.clone()),
+            Self::Unavailable { reason, .. } => Self::Unavailable { reason, cause },
+            Self::Config { reason, .. } => Self::Config { reason, cause },
+            Self::Internal { reason, .. } => Self::Internal { reason, cause },
+            other => other,
         }
     }
 }
@@ -54,9 +103,9 @@ impl From<sqlx::Error> for StoreError {
                             .parse::<u32>()
                             .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)));
                 if transient {
-                    Self::Unavailable(db.message().to_owned())
+                    Self::unavailable(db.message().to_owned()).because(e)
                 } else {
-                    Self::Internal(e.to_string())
+                    Self::internal("the database refused a statement").because(e)
                 }
             }
             sqlx::Error::Io(_)
@@ -64,20 +113,37 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => Self::Unavailable(e.to_string()),
-            _ => Self::Internal(e.to_string()),
+            | sqlx::Error::Protocol(_) => {
+                Self::unavailable("the database cannot be reached").because(e)
+            }
+            _ => Self::internal("a database call failed").because(e),
         }
     }
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Self::Internal(format!("migration failed: {e}"))
+        Self::internal("migration failed").because(e)
     }
 }
 
 impl From<StoreError> for agora_core::dispatcher::QueueError {
     fn from(e: StoreError) -> Self {
         Self(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_error_is_kept_as_the_source() {
+        let e = StoreError::from(sqlx::Error::PoolTimedOut);
+        assert!(matches!(e, StoreError::Unavailable { .. }));
+        let source = e.source().expect("the sqlx error is kept");
+        assert_eq!(source.to_string(), sqlx::Error::PoolTimedOut.to_string());
+        let shared = e.clone();
+        assert!(shared.source().is_some(), "clones keep it too");
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn start(publisher: Publisher, runtime: &Handle) -> Jobs {
                 Ok(counts) => counts.into_iter(),
                 Err(e) => {
                     for job in group.drain(..) {
-                        let _ = job.reply.send(Err(e.duplicate()));
+                        let _ = job.reply.send(Err(e.clone()));
                     }
                     continue;
                 }
@@ -118,7 +118,7 @@ impl Store {
     /// handed over they are committed even if the caller stops waiting.
     async fn join_group(&self, events: Vec<(Event, Option<Routing>)>) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let closed = || StoreError::Unavailable("the store is shutting down".into());
+        let closed = || StoreError::unavailable("the store is shutting down");
         self.group_commit
             .send(Job { events, reply })
             .await

@@ -58,7 +58,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ApiKey, StoreError> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         abilities: serde_json::from_str(&abilities)
-            .map_err(|e| StoreError::Internal(format!("corrupt abilities: {e}")))?,
+            .map_err(|e| StoreError::internal("corrupt abilities").because(e))?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
     })

@@ -170,12 +170,12 @@ impl Store {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            return Err(StoreError::Config(
-                "database URL must start with sqlite: or postgres:".into(),
+            return Err(StoreError::config(
+                "database URL must start with sqlite: or postgres:",
             ));
         };
         let connect = AnyConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
+            .map_err(|e| StoreError::config("invalid database URL").because(e))?;
         let leasing = outbox::Leasing::new(Handoff::default());
         let store = match backend {
             Backend::Sqlite => {

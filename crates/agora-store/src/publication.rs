@@ -128,7 +128,7 @@ impl Publication {
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("the commit's task failed: {e}")))?
+        .map_err(|e| StoreError::internal("the commit's task failed").because(e))?
     }
 }
 

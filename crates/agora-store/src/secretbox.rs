@@ -94,7 +94,7 @@ impl SecretBox {
     /// webhook and never the value.
     pub fn open(&self, sealed: &str, webhook_id: &str) -> Result<String, StoreError> {
         let fail = |why: &str| {
-            StoreError::Config(format!(
+            StoreError::config(format!(
                 "cannot decrypt the secret of webhook {webhook_id}: {why}"
             ))
         };
@@ -171,7 +171,7 @@ impl Store {
     fn secret_box(&self) -> Result<&SecretBox, StoreError> {
         self.secrets
             .as_ref()
-            .ok_or_else(|| StoreError::Config("no secret key was loaded".into()))
+            .ok_or_else(|| StoreError::config("no secret key was loaded"))
     }
 
     /// The column value for a secret of `webhook_id`.
@@ -193,8 +193,9 @@ impl Store {
         sealed: &str,
     ) -> Result<WebhookSecret, StoreError> {
         let text = self.secret_box()?.open(sealed, webhook_id)?;
-        WebhookSecret::parse(&text)
-            .map_err(|_| StoreError::Internal(format!("webhook {webhook_id} has a corrupt secret")))
+        WebhookSecret::parse(&text).map_err(|e| {
+            StoreError::internal(format!("webhook {webhook_id} has a corrupt secret")).because(e)
+        })
     }
 
     /// The secrets that sign a delivery now, read from a row with the columns `webhook_id`,

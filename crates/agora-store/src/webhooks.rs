@@ -126,7 +126,7 @@ const COLUMNS: &str = "id, owner_key_id, name, description, url, events, secret,
     created_at, updated_at, last_triggered_at, last_error, last_success_at, failure_streak";
 
 fn corrupt(what: &str, e: serde_json::Error) -> StoreError {
-    StoreError::Internal(format!("corrupt webhook {what}: {e}"))
+    StoreError::internal(format!("corrupt webhook {what}")).because(e)
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {

@@ -246,7 +246,7 @@ async fn test(
             .load_claimed(std::slice::from_ref(&id))
             .await?
             .pop()
-            .ok_or_else(|| StoreError::Internal("test delivery vanished after commit".into()))?;
+            .ok_or_else(|| StoreError::internal("test delivery vanished after commit"))?;
         // A test is answered now; it is not retried.
         delivery.retry_count = 0;
         let record = sender.attempt(&delivery).await;
@@ -255,7 +255,7 @@ async fn test(
     })
     .await
     .map_err(|_| ApiError::internal("the test delivery's task failed"))??;
-    recorded.map_err(|e| ApiError::from(StoreError::Unavailable(e.0)))?;
+    recorded.map_err(|e| ApiError::from(StoreError::unavailable(e.0)))?;
     let answer = json!({
         "success": record.error.is_none(),
         "status_code": record.response_status,

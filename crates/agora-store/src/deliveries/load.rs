@@ -93,7 +93,7 @@ impl Store {
         };
         let bodies: Vec<(String, String)> =
             serde_json::from_str(&row.try_get::<String, _>("bodies")?)
-                .map_err(|e| StoreError::Internal(format!("unreadable event bodies: {e}")))?;
+                .map_err(|e| StoreError::internal("unreadable event bodies").because(e))?;
         Ok(bodies
             .into_iter()
             .map(|(id, body)| (id, body.into()))
@@ -118,7 +118,7 @@ impl Store {
                 let headers: String = row.try_get("headers")?;
                 let headers: std::collections::BTreeMap<String, String> =
                     serde_json::from_str(&headers)
-                        .map_err(|_| StoreError::Internal("corrupt webhook headers".into()))?;
+                        .map_err(|e| StoreError::internal("corrupt webhook headers").because(e))?;
                 let format: String = row.try_get("format")?;
                 let settings = WebhookSettings {
                     url: row.try_get("url")?,

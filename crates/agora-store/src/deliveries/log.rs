@@ -71,7 +71,7 @@ const DELIVERY_COLUMNS: &str = "id, event_id, event_type, webhook_id, status, at
 fn delivery_from_row(row: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
     let stored: String = row.try_get("status")?;
     let status = Status::parse(&stored)
-        .ok_or_else(|| StoreError::Internal(format!("unknown delivery status {stored:?}")))?;
+        .ok_or_else(|| StoreError::internal(format!("unknown delivery status {stored:?}")))?;
     let due_at: Option<i64> = row.try_get("due_at")?;
     Ok(Delivery {
         id: row.try_get("id")?,
@@ -143,7 +143,7 @@ impl Store {
         .map(|row| {
             let headers: String = row.try_get("request_headers")?;
             let pairs: Vec<(String, String)> = serde_json::from_str(&headers)
-                .map_err(|e| StoreError::Internal(format!("corrupt attempt headers: {e}")))?;
+                .map_err(|e| StoreError::internal("corrupt attempt headers").because(e))?;
             let (attempt, started_at) = (row.try_get("attempt")?, row.try_get("started_at")?);
             Ok(Attempt {
                 id: row.try_get("id")?,

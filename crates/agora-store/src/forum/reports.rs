@@ -16,7 +16,7 @@ fn from_row(row: &AnyRow) -> Result<Report, StoreError> {
     Ok(Report {
         id: row.try_get("id")?,
         target_type: ContentType::parse(&target)
-            .ok_or_else(|| StoreError::Internal(format!("corrupt report target {target:?}")))?,
+            .ok_or_else(|| StoreError::internal(format!("corrupt report target {target:?}")))?,
         target_id: row.try_get("target_id")?,
         reason: row.try_get("reason")?,
         status: if status == "resolved" {

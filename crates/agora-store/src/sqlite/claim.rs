@@ -48,7 +48,7 @@ impl Store {
         let mut tx = self.begin_bookkeeping().await?;
         let claimed: String = q.fetch_one(&mut *tx).await?.try_get("claimed")?;
         let rows: Vec<ChosenRow> = serde_json::from_str(&claimed)
-            .map_err(|e| StoreError::Internal(format!("unreadable claim: {e}")))?;
+            .map_err(|e| StoreError::internal("unreadable claim").because(e))?;
         if rows.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -163,5 +163,5 @@ async fn parked_rows(
         .await?
         .try_get("parked")?;
     serde_json::from_str(&rows)
-        .map_err(|e| StoreError::Internal(format!("unreadable parked deliveries: {e}")))
+        .map_err(|e| StoreError::internal("unreadable parked deliveries").because(e))
 }

@@ -34,7 +34,7 @@ impl WriterThread {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Config(format!("cannot start the writer runtime: {e}")))?;
+            .map_err(|e| StoreError::config("cannot start the writer runtime").because(e))?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -44,7 +44,7 @@ impl WriterThread {
                     let _ = stopped.await;
                 })
             })
-            .map_err(|e| StoreError::Config(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::config("cannot start the writer thread").because(e))?;
         Ok(Self {
             handle,
             _stop: Arc::new(stop),
@@ -60,7 +60,7 @@ impl WriterThread {
         match self.handle.spawn(work).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(StoreError::Unavailable("the store is shutting down".into())),
+            Err(_) => Err(StoreError::unavailable("the store is shutting down")),
         }
     }
 
