@@ -24,6 +24,7 @@
 //!   does not is given back by a sweep (`held.rs`).
 
 mod handoff;
+mod headers;
 mod held;
 mod lane;
 mod limiter;
@@ -41,6 +42,7 @@ use tokio_util::task::TaskTracker;
 
 use self::handoff::Handed;
 pub use self::handoff::{Handoff, Holding, Reservation};
+pub use self::headers::{derived_headers, RecordedHeaders};
 pub use self::held::Lease;
 use self::held::{Held, Sweep};
 use self::lane::{Place, Work};
@@ -49,7 +51,7 @@ pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
     QueueError, WebhookSettings,
 };
-pub use self::sender::{derived_headers, RecordedHeaders, Sender, SenderConfig, Target};
+pub use self::sender::{Sender, SenderConfig, Target};
 use crate::time::now_ms;
 
 /// How the dispatcher paces itself.

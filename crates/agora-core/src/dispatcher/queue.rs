@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sender::RecordedHeaders;
+use super::headers::RecordedHeaders;
 use crate::format::Format;
 use crate::signing::WebhookSecret;
 
