@@ -411,10 +411,10 @@ pub(crate) fn leased(
 }
 
 impl Store {
-    /// Leases due work on SQLite, where one process claims: the head of the due order is read
-    /// through the due index, then webhooks with no room are filtered out. Without the window, a
-    /// claim behind a large backlog of skipped webhooks would read all of it every time, holding
-    /// the only writer.
+    /// Leases due work on SQLite, where one process claims: the head of the due order, `window`
+    /// rows of it or all, is read through the due index, then webhooks with no room are
+    /// filtered out. Without the window (`claim_window.rs`), a claim behind a large backlog of
+    /// skipped webhooks would read all of it every time, holding the only writer.
     ///
     /// What is taken is the first rows of the window that pass the filter, without sorting them
     /// again: the window is read in due order, and whatever order SQLite hands its rows on in,
@@ -429,6 +429,7 @@ impl Store {
     async fn claim_on_sqlite(
         &self,
         request: &ClaimRequest,
+        window: Option<usize>,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
         // $1 now, $2 limit, $3 window, then the skipped webhooks.
         let skip = skipping(4, &request.skip_webhooks);
@@ -439,7 +440,7 @@ impl Store {
              WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $3) AS head \
              WHERE due_at IS NOT NULL {skip} LIMIT $2)"
         );
-        let window = request.window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
+        let window = window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
         let mut q = sqlx::query(&choose)
             .bind(request.now)
             .bind(request.limit as i64)
@@ -643,13 +644,19 @@ impl Store {
 }
 
 impl DeliveryQueue for Store {
+    fn bookkeeping_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.writer_runtime()
+    }
+
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
         let store = self.clone();
         let leased = self
             .on_writer(async move {
                 match store.backend {
                     Backend::Sqlite => {
-                        let mut leased = store.claim_on_sqlite(&request).await?;
+                        let skipping = !request.skip_webhooks.is_empty();
+                        let window = store.claim_window.rows(request.limit, skipping);
+                        let mut leased = store.claim_on_sqlite(&request, window).await?;
                         let room = request.limit.saturating_sub(leased.len());
                         if room > 0 {
                             leased.extend(store.read_parked(&request.skip_webhooks, room).await?);

@@ -22,6 +22,7 @@
 //! the statement.
 
 pub mod catalog;
+mod claim_window;
 pub mod deliveries;
 mod error;
 pub mod forum;
@@ -154,6 +155,8 @@ pub struct Store {
     /// How publishes write deliveries leased to this node: the hand-off to its dispatcher,
     /// and on SQLite the register of parked deliveries.
     leasing: outbox::Leasing,
+    /// SQLite: how much of the due order the next claim looks at.
+    claim_window: Arc<claim_window::ClaimWindow>,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -206,6 +209,7 @@ impl Store {
                     secrets: None,
                     writer: Some(writer),
                     leasing,
+                    claim_window: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -238,6 +242,7 @@ impl Store {
                     secrets: None,
                     writer: None,
                     leasing,
+                    claim_window: Arc::default(),
                 }
             }
         };
@@ -298,8 +303,9 @@ impl Store {
     }
 
     /// SQLite: the runtime of the writer thread, where the dispatcher's claim loop and recorder
-    /// belong (see [`agora_core::dispatcher::Dispatcher::with_bookkeeping_on`]).
-    pub fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
+    /// belong (see
+    /// [`agora_core::dispatcher::DeliveryQueue::bookkeeping_runtime`]).
+    pub(crate) fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
         self.writer.as_ref().map(writer::WriterThread::handle)
     }
 

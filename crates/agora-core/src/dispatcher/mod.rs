@@ -33,7 +33,7 @@ pub mod sender;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
@@ -112,7 +112,6 @@ pub struct Dispatcher<Q> {
     sender: Sender,
     config: DispatcherConfig,
     waker: Waker,
-    bookkeeping: Option<Handle>,
     handoff: Option<Handoff>,
 }
 
@@ -124,7 +123,6 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             sender,
             config,
             waker,
-            bookkeeping: None,
             handoff: None,
         }
     }
@@ -136,15 +134,6 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         self
     }
 
-    /// Runs the claim loop and the recorder on `runtime` instead of the caller's: given the
-    /// runtime that drives the queue's writes (the SQLite writer thread), each write follows the
-    /// one before as soon as it commits, instead of waiting for a turn on a runtime busy with
-    /// deliveries. Sending always stays on the caller's runtime.
-    pub fn with_bookkeeping_on(mut self, runtime: Option<Handle>) -> Self {
-        self.bookkeeping = runtime;
-        self
-    }
-
     /// Runs until `shutdown` is cancelled, then stops claiming, lets attempts in flight finish
     /// (each bounded by its timeout), records them, and gives back the leases it still holds.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -153,7 +142,10 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         let tasks = TaskTracker::new();
         let (record_tx, record_rx) = mpsc::unbounded_channel();
         let sending = Handle::current();
-        let bookkeeping = self.bookkeeping.clone().unwrap_or_else(|| sending.clone());
+        let bookkeeping = self
+            .queue
+            .bookkeeping_runtime()
+            .unwrap_or_else(|| sending.clone());
         let recorder = bookkeeping.spawn(record_loop(
             self.queue.clone(),
             record_rx,
@@ -258,7 +250,6 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
         } = &batches;
         let limiter = &attempts.limiter;
         let mut backoff = Backoff::default();
-        let mut last_exhaustive = Instant::now();
         while !shutdown.is_cancelled() {
             let room = limiter.room();
             let claimed = if room == 0 {
@@ -266,26 +257,13 @@ impl<Q: DeliveryQueue> ClaimLoop<Q> {
             } else {
                 let now = now_ms();
                 let limit = room.min(config.claim_batch);
-                let skip_webhooks = limiter.saturated();
-                // Claims look at a window of the earliest due work; once per poll interval a
-                // claim looks at all of it, so that webhooks with room whose work lies behind
-                // a long backlog of skipped ones still get theirs.
-                let window = if skip_webhooks.is_empty()
-                    || last_exhaustive.elapsed() >= config.poll_interval
-                {
-                    last_exhaustive = Instant::now();
-                    None
-                } else {
-                    Some(limit * CLAIM_WINDOW_FACTOR)
-                };
                 queue
                     .claim(ClaimRequest {
                         node: config.node_id.clone(),
                         limit,
                         now,
                         lease_until: now + config.lease.as_millis() as i64,
-                        skip_webhooks,
-                        window,
+                        skip_webhooks: limiter.saturated(),
                     })
                     .await
             };
@@ -461,9 +439,6 @@ const RECORD_FILL: usize = RECORD_BATCH / 4;
 /// bookkeeping: the attempt was already sent, and its delivery's place in memory is given
 /// back 5 ms later at most.
 const RECORD_LINGER: Duration = Duration::from_millis(5);
-
-/// How many due deliveries a bounded claim looks at, per delivery it may take.
-const CLAIM_WINDOW_FACTOR: usize = 4;
 
 /// How long a delivery that could not be loaded waits before it is claimed again.
 const LOAD_RETRY: Duration = Duration::from_secs(1);
