@@ -30,8 +30,12 @@ mod headers;
 mod held;
 mod lane;
 mod limiter;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
 pub mod queue;
 mod record;
+#[cfg(any(test, feature = "test-util"))]
+pub mod scripted;
 pub mod sender;
 mod step;
 
@@ -190,20 +194,9 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
     /// A dispatcher that runs one round when asked instead of running on its own (see
     /// [`Stepper`]): what tests drive to check its behaviour step by step.
     pub fn stepper(self) -> Stepper<Q> {
-        let Parts {
-            batches,
-            records,
-            release,
-            handed,
-            keeper,
-        } = self.parts(CancellationToken::new());
         Stepper {
+            parts: self.parts(CancellationToken::new()),
             config: self.config,
-            batches,
-            records,
-            release,
-            handed,
-            keeper,
             unrecorded: Vec::new(),
         }
     }

@@ -77,6 +77,9 @@ pub struct Sender {
     /// Checked again before attempts ([`Sender::target`]): an address literal in a URL never
     /// reaches the resolver, and the policy may have changed since the webhook was created.
     targets: TargetPolicy,
+    /// Answers in place of the network, when set (`scripted.rs`).
+    #[cfg(any(test, feature = "test-util"))]
+    pub(super) scripted: Option<super::scripted::ScriptedReceiver>,
 }
 
 /// The settings a [`Sender`] is built from.
@@ -131,6 +134,8 @@ impl Sender {
             forum: config.forum_name,
             user_agent: format!("Agora-Webhooks/{}", env!("CARGO_PKG_VERSION")),
             targets: config.targets,
+            #[cfg(any(test, feature = "test-util"))]
+            scripted: None,
         })
     }
 
@@ -295,6 +300,10 @@ impl Sender {
                 map.insert(name, v);
             }
         }
+        #[cfg(any(test, feature = "test-util"))]
+        if let Some(receiver) = &self.scripted {
+            return receiver.answer(request).await.map_err(SendError::Scripted);
+        }
         let response = self.client.request(request).await?;
         let status = response.status().as_u16();
         let retry_after = matches!(status, 429 | 503)
@@ -330,6 +339,10 @@ enum SendError {
     Uri(#[from] http::uri::InvalidUri),
     #[error(transparent)]
     Client(#[from] hyper_util::client::legacy::Error),
+    /// A scripted receiver's refusal (`scripted.rs`).
+    #[cfg(any(test, feature = "test-util"))]
+    #[error("{0}")]
+    Scripted(String),
 }
 
 impl SendError {
@@ -360,6 +373,8 @@ fn describe(e: &SendError) -> String {
         SendError::Client(e) if e.is_connect() => "connection failed",
         SendError::Client(_) => "request failed",
         SendError::Uri(_) => "invalid request target",
+        #[cfg(any(test, feature = "test-util"))]
+        SendError::Scripted(_) => "connection failed",
     }
     .to_owned();
     let mut source = e.source();

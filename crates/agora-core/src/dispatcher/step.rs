@@ -11,23 +11,14 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use super::batch::{BatchStart, Claimed};
-use super::handoff::Handed;
-use super::held::Keeper;
+use super::batch::Claimed;
 use super::queue::{AttemptRecord, DeliveryQueue, QueueError};
-use super::record::Release;
-use super::DispatcherConfig;
+use super::{DispatcherConfig, Parts};
 
 /// A dispatcher driven one round at a time (see [`Dispatcher::stepper`](super::Dispatcher::stepper)).
 pub struct Stepper<Q> {
     pub(super) config: DispatcherConfig,
-    pub(super) batches: BatchStart<Q>,
-    pub(super) records: mpsc::UnboundedReceiver<AttemptRecord>,
-    pub(super) release: Release,
-    pub(super) handed: Option<mpsc::UnboundedReceiver<Handed>>,
-    pub(super) keeper: Keeper<Q>,
+    pub(super) parts: Parts<Q>,
     /// Records a failed [`DeliveryQueue::record`] left to the next round.
     pub(super) unrecorded: Vec<AttemptRecord>,
 }
@@ -50,35 +41,42 @@ impl<Q: DeliveryQueue> Stepper<Q> {
     /// loop would, sends all of it, and records every attempt. A round that fails (the queue
     /// refused a claim or a record) leaves what it started to the next one.
     pub async fn round(&mut self) -> Result<Round, QueueError> {
+        let Parts {
+            batches,
+            records,
+            release,
+            handed,
+            ..
+        } = &mut self.parts;
         let mut round = Round::default();
-        if let Some(handed) = &mut self.handed {
+        if let Some(handed) = handed {
             while let Ok(batch) = handed.try_recv() {
                 round.handed += batch.len();
-                self.batches.clone().run(batch).await;
+                batches.clone().run(batch).await;
             }
         }
-        let Claimed { admitted, .. } = self.batches.claim(&self.config).await?;
+        let Claimed { admitted, .. } = batches.claim(&self.config).await?;
         round.claimed = admitted.len();
         if !admitted.is_empty() {
-            self.batches.clone().run(admitted).await;
+            batches.clone().run(admitted).await;
         }
-        let tasks = &self.batches.tasks;
+        let tasks = &batches.tasks;
         tasks.close();
         tasks.wait().await;
         tasks.reopen();
-        while let Ok(record) = self.records.try_recv() {
+        while let Ok(record) = records.try_recv() {
             self.unrecorded.push(record);
         }
         if self.unrecorded.is_empty() {
             return Ok(round);
         }
         let attempts: Arc<[AttemptRecord]> = std::mem::take(&mut self.unrecorded).into();
-        if let Err(e) = self.batches.queue.record(attempts.clone()).await {
+        if let Err(e) = batches.queue.record(attempts.clone()).await {
             self.unrecorded = attempts.to_vec();
             return Err(e);
         }
         let webhooks: Vec<String> = attempts.iter().map(|a| a.webhook_id.clone()).collect();
-        self.release.recorded(&attempts, &webhooks);
+        release.recorded(&attempts, &webhooks);
         round.records = attempts.to_vec();
         Ok(round)
     }
@@ -86,7 +84,7 @@ impl<Q: DeliveryQueue> Stepper<Q> {
     /// What the dispatcher does every `lease / 3`: renews this node's leases, then gives back
     /// those it has not held at two sweeps in a row, and says how many it gave back.
     pub async fn tend_leases(&mut self) -> Result<usize, QueueError> {
-        self.keeper.renew().await?;
-        self.keeper.sweep().await
+        self.parts.keeper.renew().await?;
+        self.parts.keeper.sweep().await
     }
 }
