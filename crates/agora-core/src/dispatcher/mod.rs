@@ -22,6 +22,13 @@
 //! - Leases are renewed while the work is held; a node that dies stops renewing and its work
 //!   becomes due again when the lease runs out. A lease this node holds but its dispatcher
 //!   does not is given back by a sweep (`held.rs`).
+//!
+//! Where each part lives: the claim loop and the hand-off's intake in `claim.rs`, a batch's
+//! claim, load and workers in `batch.rs`, the recorder in `record.rs`, lease renewal and the
+//! sweep in `held.rs`. [`Dispatcher::run`] sets them going; [`Dispatcher::stepper`] makes a
+//! [`Stepper`] of the same parts that runs one round when asked, for tests. With the
+//! `test-util` feature, `memory` and `scripted` hold what such tests run on: a queue in memory
+//! and a receiver in place of the network.
 
 mod batch;
 mod claim;
