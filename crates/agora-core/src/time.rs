@@ -22,10 +22,13 @@ pub fn now_ms() -> i64 {
     let (wall, start) =
         *START.get_or_init(|| (Utc::now().timestamp_millis(), std::time::Instant::now()));
     let now = tokio::time::Instant::now().into_std();
-    match now.checked_duration_since(start) {
-        Some(since) => wall + since.as_millis() as i64,
-        None => wall - start.duration_since(now).as_millis() as i64,
-    }
+    // A paused runtime's clock may start before the anchor. Rounded down either side of it, so
+    // that a time `d` later is always exactly `d` later in milliseconds too.
+    let since: i128 = match now.checked_duration_since(start) {
+        Some(since) => since.as_nanos() as i128,
+        None => -(start.duration_since(now).as_nanos() as i128),
+    };
+    wall + since.div_euclid(1_000_000) as i64
 }
 
 /// RFC 3339 in UTC with milliseconds (`2026-11-23T07:00:00.123Z`), the form of every

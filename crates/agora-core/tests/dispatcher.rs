@@ -141,6 +141,24 @@ async fn a_receiver_that_never_answers_times_out_and_waits_the_overload_penalty(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_longer_than_the_schedule_is_honoured() {
+    let queue = Arc::new(MemoryQueue::default());
+    webhook(&queue, 3);
+    let receiver = ScriptedReceiver::always(Answer::RetryAfter(429, Duration::from_secs(300)));
+    let mut dispatcher = stepper(&queue, &receiver, "1s", config());
+    let t0 = now_ms();
+    queue.enqueue(WEBHOOK, "thread.created", "{}");
+
+    let round = dispatcher.round().await.unwrap();
+    assert_eq!(round.records[0].response_status, Some(429));
+    assert_eq!(round.records[0].next, NextState::RetryAt(t0 + 300_000));
+    advance(Duration::from_secs(299)).await;
+    assert_eq!(dispatcher.round().await.unwrap().claimed, 0);
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(dispatcher.round().await.unwrap().claimed, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_breaker_opens_after_failures_defers_without_attempts_and_probes_once_per_cooldown() {
     let queue = Arc::new(MemoryQueue::default());
     webhook(&queue, 100);
