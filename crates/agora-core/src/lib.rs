@@ -14,6 +14,11 @@
 //!   the store), sends them with one shared HTTP client and records every attempt.
 //!
 //! Nothing here knows SQL or axum: the store and the API depend on this crate, never the reverse.
+//!
+//! The `test-util` feature adds test doubles, for tests here and in other crates: an in-memory
+//! `DeliveryQueue` (`dispatcher::memory`), a receiver that answers by script in place of the
+//! network (`dispatcher::scripted`), and [`time::now_ms`] on tokio's clock, so that tests on
+//! paused time move the engine's time.
 
 pub mod dispatcher;
 pub mod event;

@@ -6,8 +6,29 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Milliseconds since the unix epoch, now.
+#[cfg(not(any(test, feature = "test-util")))]
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
+}
+
+/// Milliseconds since the unix epoch, now, as tokio's clock tells it: the wall clock at the
+/// first call, moved on by tokio's `Instant` since. With the `test-util` feature, so that a test
+/// on paused time (`start_paused`, `tokio::time::advance`) moves the engine's unix time too:
+/// retries, leases and breakers all compare unix times. Off a paused runtime it keeps pace with
+/// the wall clock.
+#[cfg(any(test, feature = "test-util"))]
+pub fn now_ms() -> i64 {
+    static START: std::sync::OnceLock<(i64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall, start) =
+        *START.get_or_init(|| (Utc::now().timestamp_millis(), std::time::Instant::now()));
+    let now = tokio::time::Instant::now().into_std();
+    // A paused runtime's clock may start before the anchor. Rounded down either side of it, so
+    // that a time `d` later is always exactly `d` later in milliseconds too.
+    let since: i128 = match now.checked_duration_since(start) {
+        Some(since) => since.as_nanos() as i128,
+        None => -(start.duration_since(now).as_nanos() as i128),
+    };
+    wall + since.div_euclid(1_000_000) as i64
 }
 
 /// RFC 3339 in UTC with milliseconds (`2026-11-23T07:00:00.123Z`), the form of every

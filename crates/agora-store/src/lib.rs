@@ -298,8 +298,9 @@ impl Store {
     }
 
     /// SQLite: the runtime of the writer thread, where the dispatcher's claim loop and recorder
-    /// belong (see [`agora_core::dispatcher::Dispatcher::with_bookkeeping_on`]).
-    pub fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
+    /// belong (see
+    /// [`agora_core::dispatcher::DeliveryQueue::bookkeeping_runtime`]).
+    pub(crate) fn writer_runtime(&self) -> Option<tokio::runtime::Handle> {
         self.sqlite.as_ref().map(|sqlite| sqlite.thread.handle())
     }
 

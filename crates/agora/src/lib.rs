@@ -144,7 +144,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
 
     let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker)
-        .with_bookkeeping_on(store.writer_runtime())
         .with_handoff(store.handoff());
     let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
     let background = TaskTracker::new();

@@ -1,5 +1,5 @@
-//! The deliveries this node's dispatcher holds, and the sweep that gives back the leases it
-//! does not.
+//! The deliveries this node's dispatcher holds, the renewal of their leases, and the sweep
+//! that gives back the leases it does not hold.
 //!
 //! A delivery leased to this node is meant to be in its dispatcher's memory from the moment
 //! the lease commits until its attempt is recorded. Publishing commits and hands over in a
@@ -10,7 +10,14 @@
 //! commits a moment before its delivery is noted here (a claim returning, a hand-off).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::queue::{DeliveryQueue, QueueError};
+use super::{DispatcherConfig, Waker};
+use crate::time::now_ms;
 
 /// The ids of the deliveries in this node's dispatcher: claimed or handed, and not yet
 /// recorded.
@@ -53,14 +60,14 @@ pub type Lease = (String, u32);
 
 /// The leases seen unheld at the last sweep.
 #[derive(Default)]
-pub(super) struct Sweep {
+struct Sweep {
     suspects: HashSet<Lease>,
 }
 
 impl Sweep {
     /// Given the leases the store lists for this node now, answers those to give back: unheld
     /// now and at the last sweep, with the same attempt number.
-    pub(super) fn stranded(&mut self, held: &Held, leases: Vec<Lease>) -> Vec<Lease> {
+    fn stranded(&mut self, held: &Held, leases: Vec<Lease>) -> Vec<Lease> {
         let unheld = held.unheld(leases);
         let (stranded, suspects): (HashSet<Lease>, HashSet<Lease>) = unheld
             .into_iter()
@@ -69,6 +76,72 @@ impl Sweep {
         let mut stranded: Vec<Lease> = stranded.into_iter().collect();
         stranded.sort();
         stranded
+    }
+}
+
+/// Keeps this node's leases: renews those it holds and gives back those it does not.
+pub(super) struct Keeper<Q> {
+    queue: Arc<Q>,
+    node: String,
+    lease: Duration,
+    held: Arc<Held>,
+    sweep: Sweep,
+}
+
+impl<Q: DeliveryQueue> Keeper<Q> {
+    pub(super) fn new(queue: Arc<Q>, config: &DispatcherConfig, held: Arc<Held>) -> Self {
+        Self {
+            queue,
+            node: config.node_id.clone(),
+            lease: config.lease,
+            held,
+            sweep: Sweep::default(),
+        }
+    }
+
+    /// Extends every lease of this node by a lease's length from now.
+    pub(super) async fn renew(&self) -> Result<(), QueueError> {
+        let until = now_ms() + self.lease.as_millis() as i64;
+        self.queue.renew_leases(&self.node, until).await
+    }
+
+    /// One round of the sweep: gives back the leases of this node its dispatcher has not held
+    /// for two rounds, and says how many.
+    pub(super) async fn sweep(&mut self) -> Result<usize, QueueError> {
+        let leases = self.queue.leases(&self.node).await?;
+        let stranded = self.sweep.stranded(&self.held, leases);
+        if !stranded.is_empty() {
+            tracing::warn!(
+                deliveries = stranded.len(),
+                "giving back deliveries leased to this node that its dispatcher did not hold"
+            );
+            self.queue.give_back(&self.node, &stranded).await?;
+        }
+        Ok(stranded.len())
+    }
+}
+
+/// Renews and sweeps every `lease / 3` until shutdown, waking the claim loop when leases were
+/// given back, since their deliveries are due at once.
+pub(super) async fn keep_leases<Q: DeliveryQueue>(
+    mut keeper: Keeper<Q>,
+    waker: Waker,
+    shutdown: CancellationToken,
+) {
+    let every = keeper.lease / 3;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Err(e) = keeper.renew().await {
+            tracing::warn!(error = %e, "failed to renew leases");
+        }
+        match keeper.sweep().await {
+            Ok(0) => {}
+            Ok(_) => waker.wake(),
+            Err(e) => tracing::warn!(error = %e, "failed to look for stranded leases"),
+        }
     }
 }
 

@@ -22,35 +22,54 @@
 //! - Leases are renewed while the work is held; a node that dies stops renewing and its work
 //!   becomes due again when the lease runs out. A lease this node holds but its dispatcher
 //!   does not is given back by a sweep (`held.rs`).
+//!
+//! Where each part lives: the claim loop and the hand-off's intake in `claim.rs`, a batch's
+//! claim, load and workers in `batch.rs`, the recorder in `record.rs`, lease renewal and the
+//! sweep in `held.rs`. [`Dispatcher::run`] sets them going; [`Dispatcher::stepper`] makes a
+//! [`Stepper`] of the same parts that runs one round when asked, for tests. With the
+//! `test-util` feature, `memory` and `scripted` hold what such tests run on: a queue in memory
+//! and a receiver in place of the network.
 
+mod batch;
+mod claim;
 mod handoff;
+mod headers;
 mod held;
 mod lane;
 mod limiter;
+#[cfg(any(test, feature = "test-util"))]
+pub mod memory;
 pub mod queue;
+mod record;
+#[cfg(any(test, feature = "test-util"))]
+pub mod scripted;
 pub mod sender;
+mod step;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::batch::{Attempts, BatchStart};
+use self::claim::{take_handed, ClaimLoop};
 use self::handoff::Handed;
 pub use self::handoff::{Handoff, Holding, Reservation};
+pub use self::headers::{derived_headers, RecordedHeaders};
 pub use self::held::Lease;
-use self::held::{Held, Sweep};
-use self::lane::{Place, Work};
-use self::limiter::{Admission, Gate, Limiter};
+use self::held::{keep_leases, Held, Keeper};
+use self::limiter::Limiter;
 pub use self::queue::{
     AttemptRecord, ClaimRequest, ClaimedDelivery, DeliveryQueue, LeasedDelivery, NextState,
     QueueError, WebhookSettings,
 };
-pub use self::sender::{derived_headers, RecordedHeaders, Sender, SenderConfig, Target};
-use crate::time::now_ms;
+pub use self::record::RECORD_BATCH;
+use self::record::{record_loop, Release};
+pub use self::sender::{Sender, SenderConfig, Target};
+pub use self::step::{Round, Stepper};
 
 /// How the dispatcher paces itself.
 #[derive(Clone, Debug)]
@@ -110,8 +129,16 @@ pub struct Dispatcher<Q> {
     sender: Sender,
     config: DispatcherConfig,
     waker: Waker,
-    bookkeeping: Option<Handle>,
     handoff: Option<Handoff>,
+}
+
+/// The parts [`Dispatcher::run`] sets going and a [`Stepper`] turns by hand.
+struct Parts<Q> {
+    batches: BatchStart<Q>,
+    records: mpsc::UnboundedReceiver<AttemptRecord>,
+    release: Release,
+    handed: Option<mpsc::UnboundedReceiver<Handed>>,
+    keeper: Keeper<Q>,
 }
 
 impl<Q: DeliveryQueue> Dispatcher<Q> {
@@ -122,7 +149,6 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             sender,
             config,
             waker,
-            bookkeeping: None,
             handoff: None,
         }
     }
@@ -134,71 +160,89 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
         self
     }
 
-    /// Runs the claim loop and the recorder on `runtime` instead of the caller's: given the
-    /// runtime that drives the queue's writes (the SQLite writer thread), each write follows the
-    /// one before as soon as it commits, instead of waiting for a turn on a runtime busy with
-    /// deliveries. Sending always stays on the caller's runtime.
-    pub fn with_bookkeeping_on(mut self, runtime: Option<Handle>) -> Self {
-        self.bookkeeping = runtime;
-        self
+    /// The limiter, the held set and the channels, connected to the hand-off if there is one.
+    fn parts(&self, shutdown: CancellationToken) -> Parts<Q> {
+        let limiter = Arc::new(Limiter::new(&self.config));
+        let held = Arc::new(Held::default());
+        let (record_tx, records) = mpsc::unbounded_channel();
+        let handed = self.handoff.as_ref().map(|handoff| {
+            let (handed_tx, handed_rx) = mpsc::unbounded_channel();
+            handoff.connect(
+                limiter.clone(),
+                held.clone(),
+                handed_tx,
+                self.config.node_id.clone(),
+                self.config.lease,
+            );
+            handed_rx
+        });
+        Parts {
+            batches: BatchStart {
+                queue: self.queue.clone(),
+                attempts: Arc::new(Attempts {
+                    sender: self.sender.clone(),
+                    limiter: limiter.clone(),
+                    record_tx,
+                }),
+                shutdown,
+                tasks: TaskTracker::new(),
+                held: held.clone(),
+            },
+            records,
+            release: Release {
+                limiter,
+                held: held.clone(),
+            },
+            handed,
+            keeper: Keeper::new(self.queue.clone(), &self.config, held),
+        }
+    }
+
+    /// A dispatcher that runs one round when asked instead of running on its own (see
+    /// [`Stepper`]): what tests drive to check its behaviour step by step.
+    pub fn stepper(self) -> Stepper<Q> {
+        Stepper {
+            parts: self.parts(CancellationToken::new()),
+            config: self.config,
+            unrecorded: Vec::new(),
+        }
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, lets attempts in flight finish
     /// (each bounded by its timeout), records them, and gives back the leases it still holds.
     pub async fn run(self, shutdown: CancellationToken) {
-        let limiter = Arc::new(Limiter::new(&self.config));
-        let held = Arc::new(Held::default());
-        let tasks = TaskTracker::new();
-        let (record_tx, record_rx) = mpsc::unbounded_channel();
+        let Parts {
+            batches,
+            records,
+            release,
+            handed,
+            keeper,
+        } = self.parts(shutdown.clone());
+        let limiter = release.limiter.clone();
+        let tasks = batches.tasks.clone();
         let sending = Handle::current();
-        let bookkeeping = self.bookkeeping.clone().unwrap_or_else(|| sending.clone());
+        let bookkeeping = self
+            .queue
+            .bookkeeping_runtime()
+            .unwrap_or_else(|| sending.clone());
         let recorder = bookkeeping.spawn(record_loop(
             self.queue.clone(),
-            record_rx,
-            Release {
-                limiter: limiter.clone(),
-                held: held.clone(),
-            },
+            records,
+            release,
             self.waker.clone(),
             shutdown.clone(),
         ));
-        let renewer = tokio::spawn(renew_loop(
-            self.queue.clone(),
-            self.config.clone(),
-            held.clone(),
-            self.waker.clone(),
-            shutdown.clone(),
-        ));
+        let renewer = tokio::spawn(keep_leases(keeper, self.waker.clone(), shutdown.clone()));
         // Deliveries still waiting in their lanes are dropped, unsent, at shutdown.
         let closer = tokio::spawn({
-            let (limiter, shutdown) = (limiter.clone(), shutdown.clone());
+            let shutdown = shutdown.clone();
             async move {
                 shutdown.cancelled().await;
                 limiter.close();
             }
         });
-        let batches = BatchStart {
-            queue: self.queue.clone(),
-            attempts: Arc::new(Attempts {
-                sender: self.sender,
-                limiter: limiter.clone(),
-                record_tx,
-            }),
-            shutdown: shutdown.clone(),
-            tasks: tasks.clone(),
-            held: held.clone(),
-        };
-        let handed = self.handoff.map(|handoff| {
-            let (handed_tx, handed_rx) = mpsc::unbounded_channel();
-            handoff.connect(
-                limiter,
-                held,
-                handed_tx,
-                self.config.node_id.clone(),
-                self.config.lease,
-            );
-            bookkeeping.spawn(take_handed(handed_rx, batches.clone(), sending.clone()))
-        });
+        let handed = handed
+            .map(|handed| bookkeeping.spawn(take_handed(handed, batches.clone(), sending.clone())));
         let claimer = ClaimLoop {
             config: self.config.clone(),
             waker: self.waker,
@@ -226,368 +270,6 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
             tracing::warn!(error = %e, "failed to release leases at shutdown; they will expire");
         }
     }
-}
-
-/// The loop that leases due work and starts its delivery on the sending runtime.
-struct ClaimLoop<Q> {
-    config: DispatcherConfig,
-    waker: Waker,
-    sending: Handle,
-    /// What every claimed batch is started with; the loop claims through the same queue,
-    /// limiter and shutdown token.
-    batches: BatchStart<Q>,
-}
-
-impl<Q: DeliveryQueue> ClaimLoop<Q> {
-    /// Claims until shutdown is cancelled.
-    async fn run(self) {
-        let Self {
-            config,
-            waker,
-            sending,
-            batches,
-        } = self;
-        let BatchStart {
-            queue,
-            attempts,
-            shutdown,
-            tasks,
-            held,
-        } = &batches;
-        let limiter = &attempts.limiter;
-        let mut backoff = Backoff::default();
-        let mut last_exhaustive = Instant::now();
-        while !shutdown.is_cancelled() {
-            let room = limiter.room();
-            let claimed = if room == 0 {
-                Ok(Vec::new())
-            } else {
-                let now = now_ms();
-                let limit = room.min(config.claim_batch);
-                let skip_webhooks = limiter.saturated();
-                // Claims look at a window of the earliest due work; once per poll interval a
-                // claim looks at all of it, so that webhooks with room whose work lies behind
-                // a long backlog of skipped ones still get theirs.
-                let window = if skip_webhooks.is_empty()
-                    || last_exhaustive.elapsed() >= config.poll_interval
-                {
-                    last_exhaustive = Instant::now();
-                    None
-                } else {
-                    Some(limit * CLAIM_WINDOW_FACTOR)
-                };
-                queue
-                    .claim(ClaimRequest {
-                        node: config.node_id.clone(),
-                        limit,
-                        now,
-                        lease_until: now + config.lease.as_millis() as i64,
-                        skip_webhooks,
-                        window,
-                    })
-                    .await
-            };
-            let full_batch = match claimed {
-                Ok(batch) => {
-                    backoff.reset();
-                    let full = batch.len() == room.min(config.claim_batch) && room > 0;
-                    if !batch.is_empty() {
-                        held.insert(batch.iter().map(|leased| leased.id.as_str()));
-                        let admitted = batch
-                            .into_iter()
-                            .map(|leased| {
-                                let admission = limiter.admit(&leased.webhook_id);
-                                (leased, admission)
-                            })
-                            .collect();
-                        tasks.spawn_on(batches.clone().run(admitted), &sending);
-                    }
-                    full
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "failed to claim due deliveries; backing off");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff.next()) => {}
-                        () = shutdown.cancelled() => {}
-                    }
-                    continue;
-                }
-            };
-            if full_batch {
-                continue;
-            }
-            tokio::select! {
-                () = waker.0.notified() => {}
-                () = tokio::time::sleep(config.poll_interval) => {}
-                () = shutdown.cancelled() => {}
-            }
-        }
-    }
-}
-
-/// Starts the deliveries the store hands over, as claimed batches are started, until shutdown;
-/// then stops taking them (handed ones not yet started stay leased and are given back).
-async fn take_handed<Q: DeliveryQueue>(
-    mut handed: mpsc::UnboundedReceiver<Handed>,
-    batches: BatchStart<Q>,
-    sending: Handle,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            () = batches.shutdown.cancelled() => return,
-            Some(batch) = handed.recv() => {
-                batches.tasks.spawn_on(batches.clone().run(batch), &sending);
-            }
-        }
-    }
-}
-
-/// What a claimed batch needs to get going, apart from the claim loop: the claim loop goes on
-/// claiming while the batch's bodies and webhook settings load.
-struct BatchStart<Q> {
-    queue: Arc<Q>,
-    attempts: Arc<Attempts>,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-    /// Where claimed deliveries are noted as held, for the sweep.
-    held: Arc<Held>,
-}
-
-/// What every worker uses, shared: one reference count per worker instead of a clone of each
-/// (the sender's own clone copies its strings and its retry schedule).
-struct Attempts {
-    sender: Sender,
-    limiter: Arc<Limiter>,
-    record_tx: mpsc::UnboundedSender<AttemptRecord>,
-}
-
-impl Attempts {
-    /// Sends its lane's deliveries one after another until the lane is empty or closed.
-    async fn work(&self, mut place: Place) {
-        while let Some(work) = place.next() {
-            self.make(work).await;
-        }
-    }
-
-    /// Makes the attempt (or defers it, if the webhook's breaker says so) and hands its record
-    /// to the recorder.
-    async fn make(&self, Work { delivery, target }: Work) {
-        let record = match self.limiter.gate(&delivery.webhook_id) {
-            Gate::Send => self.sender.attempt_to(&delivery, &target).await,
-            Gate::Defer(until) => {
-                deferred(&delivery.id, &delivery.webhook_id, delivery.attempt, until)
-            }
-        };
-        self.limiter.observe(&record);
-        let _ = self.record_tx.send(record);
-    }
-}
-
-// Not derived: that would ask `Q: Clone`, and only the `Arc` around the queue is cloned.
-impl<Q> Clone for BatchStart<Q> {
-    fn clone(&self) -> Self {
-        Self {
-            queue: self.queue.clone(),
-            attempts: self.attempts.clone(),
-            shutdown: self.shutdown.clone(),
-            tasks: self.tasks.clone(),
-            held: self.held.clone(),
-        }
-    }
-}
-
-impl<Q: DeliveryQueue> BatchStart<Q> {
-    /// Loads the batch and queues each delivery in its webhook's lane, starting workers where
-    /// the lane has room for more. Deliveries that cannot be loaded
-    /// (storage down, webhook deleted meanwhile) are put back un-attempted through the
-    /// recorder, which also frees their place in the limiter.
-    async fn run(self, admitted: Vec<(LeasedDelivery, Admission)>) {
-        let (leased, admissions): (Vec<LeasedDelivery>, Vec<Admission>) =
-            admitted.into_iter().unzip();
-        let loaded = match self.queue.load(&leased).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                tracing::warn!(error = %e, deliveries = leased.len(), "failed to load claimed deliveries; putting them back");
-                Vec::new()
-            }
-        };
-        // Loaded in the order leased, with the ones that could not be loaded left out.
-        let mut loaded = loaded.into_iter().peekable();
-        let retry_at = now_ms() + LOAD_RETRY.as_millis() as i64;
-        let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
-        for (leased, admission) in leased.into_iter().zip(admissions) {
-            let Some(delivery) = loaded.next_if(|d| d.id == leased.id) else {
-                let _ = self.attempts.record_tx.send(deferred(
-                    &leased.id,
-                    &leased.webhook_id,
-                    leased.attempt,
-                    retry_at,
-                ));
-                continue;
-            };
-            let target = match targets.get(&delivery.webhook.url) {
-                Some(target) => target.clone(),
-                None => {
-                    let target = Arc::new(self.attempts.sender.target(&delivery.webhook.url));
-                    targets.insert(delivery.webhook.url.clone(), target.clone());
-                    target
-                }
-            };
-            if let Some(place) = admission.queue(Work { delivery, target }) {
-                let attempts = self.attempts.clone();
-                self.tasks.spawn(async move { attempts.work(place).await });
-            }
-        }
-    }
-}
-
-/// Attempts the recorder hands to [`DeliveryQueue::record`] at most. While publishes keep
-/// the single SQLite writer busy, the recorder gets the writer only every few transactions,
-/// and what it records in one turn bounds the delivery rate: with 512 a burst of publishes
-/// left the dispatcher waiting for its records (docs/dev/performance.md).
-pub const RECORD_BATCH: usize = 4096;
-
-/// A record batch smaller than this waits up to [`RECORD_LINGER`] for more attempts.
-const RECORD_FILL: usize = RECORD_BATCH / 4;
-
-/// How long a small record batch waits for more before it is written. Every transaction
-/// rewrites the pages it touches (the ends of the attempts table and of its indexes, the
-/// deliveries it moves) in full, whether it records ten attempts or a thousand: taking
-/// whatever had arrived wrote small transactions under load, and so more bytes to the disk
-/// per attempt (docs/dev/performance.md has the figures). The wait delays only the
-/// bookkeeping: the attempt was already sent, and its delivery's place in memory is given
-/// back 5 ms later at most.
-const RECORD_LINGER: Duration = Duration::from_millis(5);
-
-/// How many due deliveries a bounded claim looks at, per delivery it may take.
-const CLAIM_WINDOW_FACTOR: usize = 4;
-
-/// How long a delivery that could not be loaded waits before it is claimed again.
-const LOAD_RETRY: Duration = Duration::from_secs(1);
-
-/// The record of a delivery put back without an attempt, due again at `until`.
-fn deferred(delivery_id: &str, webhook_id: &str, attempt: u32, until: i64) -> AttemptRecord {
-    AttemptRecord {
-        delivery_id: delivery_id.to_owned(),
-        webhook_id: webhook_id.to_owned(),
-        attempt,
-        started_at: now_ms(),
-        duration_ms: 0,
-        request_headers: RecordedHeaders::default(),
-        response_status: None,
-        response_body: None,
-        error: None,
-        next: NextState::Deferred(until),
-    }
-}
-
-/// Writes finished attempts in batches, retrying a batch until the store takes it: an attempt
-/// made is never forgotten while the process lives (and if it dies, the lease brings the
-/// delivery back).
-async fn record_loop<Q: DeliveryQueue>(
-    queue: Arc<Q>,
-    mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
-    release: Release,
-    waker: Waker,
-    shutdown: CancellationToken,
-) {
-    /// How long a shutting-down node keeps trying to record into storage that is down.
-    const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
-    let mut batch = Vec::with_capacity(RECORD_BATCH);
-    let mut backoff = Backoff::default();
-    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        if batch.len() < RECORD_FILL {
-            // Whatever arrives meanwhile joins this transaction (see `RECORD_LINGER`).
-            let _ = tokio::time::timeout(RECORD_LINGER, async {
-                while batch.len() < RECORD_FILL {
-                    let room = RECORD_BATCH - batch.len();
-                    if rx.recv_many(&mut batch, room).await == 0 {
-                        break;
-                    }
-                }
-            })
-            .await;
-        }
-        let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
-        let attempts: Arc<[AttemptRecord]> = batch.drain(..).collect();
-        let mut failing_since = None;
-        while let Err(e) = queue.record(attempts.clone()).await {
-            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
-            if shutdown.is_cancelled() && since.elapsed() > GIVE_UP_AFTER {
-                // Exiting beats hanging: these deliveries stay leased, so they are sent again
-                // (same webhook-id) after a restart or when the lease runs out.
-                tracing::error!(error = %e, attempts = attempts.len(), "storage still down at shutdown; leaving attempts unrecorded");
-                break;
-            }
-            tracing::warn!(error = %e, attempts = attempts.len(), "failed to record attempts; retrying");
-            tokio::time::sleep(backoff.next()).await;
-        }
-        backoff.reset();
-        release.recorded(&attempts, &webhooks);
-        waker.wake();
-    }
-}
-
-/// What a recorded attempt frees: its delivery's place in the limiter, and its note as held.
-struct Release {
-    limiter: Arc<Limiter>,
-    held: Arc<Held>,
-}
-
-impl Release {
-    fn recorded(&self, attempts: &[AttemptRecord], webhooks: &[String]) {
-        self.held
-            .remove(attempts.iter().map(|a| a.delivery_id.as_str()));
-        self.limiter.release(webhooks);
-    }
-}
-
-/// Keeps this node's leases alive while it holds work, and gives back those it holds in the
-/// store but not in memory (see `held.rs`).
-async fn renew_loop<Q: DeliveryQueue>(
-    queue: Arc<Q>,
-    config: DispatcherConfig,
-    held: Arc<Held>,
-    waker: Waker,
-    shutdown: CancellationToken,
-) {
-    let every = config.lease / 3;
-    let mut sweep = Sweep::default();
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let until = now_ms() + config.lease.as_millis() as i64;
-        if let Err(e) = queue.renew_leases(&config.node_id, until).await {
-            tracing::warn!(error = %e, "failed to renew leases");
-        }
-        match give_back_stranded(&*queue, &config.node_id, &held, &mut sweep).await {
-            Ok(0) => {}
-            Ok(_) => waker.wake(),
-            Err(e) => tracing::warn!(error = %e, "failed to look for stranded leases"),
-        }
-    }
-}
-
-/// One round of the sweep: gives back the leases of `node` its dispatcher has not held for two
-/// rounds.
-async fn give_back_stranded<Q: DeliveryQueue>(
-    queue: &Q,
-    node: &str,
-    held: &Held,
-    sweep: &mut Sweep,
-) -> Result<usize, QueueError> {
-    let stranded = sweep.stranded(held, queue.leases(node).await?);
-    if !stranded.is_empty() {
-        tracing::warn!(
-            deliveries = stranded.len(),
-            "giving back deliveries leased to this node that its dispatcher did not hold"
-        );
-        queue.give_back(node, &stranded).await?;
-    }
-    Ok(stranded.len())
 }
 
 /// Exponential backoff for storage errors: 50 ms doubling to 5 s.

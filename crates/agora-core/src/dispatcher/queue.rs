@@ -7,7 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sender::RecordedHeaders;
+use tokio::runtime::Handle;
+
+use super::headers::RecordedHeaders;
 use crate::format::Format;
 use crate::signing::WebhookSecret;
 
@@ -128,17 +130,25 @@ pub struct ClaimRequest {
     pub now: i64,
     /// The lease runs until this time, unix ms; the node renews it while the work is held.
     pub lease_until: i64,
-    /// Webhooks that already have as much work in memory as they may; claim none of theirs.
+    /// Webhooks that already have as much work in memory as they may; claim none of theirs. A
+    /// store may bound how much due work it looks through to find deliveries of others, so that
+    /// a claim stays cheap however large the skipped webhooks' backlog, as long as every due
+    /// delivery of a webhook with room is taken in its turn.
     pub skip_webhooks: Vec<String>,
-    /// Look only at this many of the earliest due deliveries (those of skipped webhooks
-    /// included), or at every due delivery when `None`: a bounded claim stays cheap however
-    /// large the backlog of the skipped webhooks. A store may look at more (PostgreSQL does:
-    /// its claims skip rows other nodes are locking, which a window would defeat).
-    pub window: Option<usize>,
 }
 
 /// Durable delivery state, as the dispatcher needs it.
 pub trait DeliveryQueue: Send + Sync + 'static {
+    /// The runtime that drives this queue's writes, if it has one of its own (a single-writer
+    /// database on its own thread). The dispatcher then runs there the tasks that mostly wait
+    /// on those writes (the claim loop, the recorder, the intake of handed deliveries), so each
+    /// write follows the last as soon as it commits instead of waiting for a turn on a runtime
+    /// busy sending. With `None`, the default, they run on the dispatcher's own runtime;
+    /// sending always does.
+    fn bookkeeping_runtime(&self) -> Option<Handle> {
+        None
+    }
+
     /// Leases up to `limit` due deliveries to this node: pending ones whose time has come and
     /// in-flight ones whose lease expired (their node died).
     fn claim(

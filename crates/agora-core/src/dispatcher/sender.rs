@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -12,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::headers::{derived_headers, RecordedHeaders};
 use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
 use crate::retry::{parse_retry_after, Outcome, RetryPolicy, Verdict};
 use crate::signing::sign_all;
@@ -21,114 +22,12 @@ use crate::time::now_ms;
 /// How much of a response body is kept in the delivery log.
 pub const RESPONSE_EXCERPT_BYTES: usize = 4096;
 
-// The names of the headers every delivery carries: a name outside the standard set costs an
-// allocation each time it is parsed, and these are sent with every request.
-const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
-const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+// The names of the headers every delivery carries besides the derived ones (`headers.rs`):
+// a name outside the standard set costs an allocation each time it is parsed, and these are
+// sent with every request.
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
-const X_AGORA_EVENT: HeaderName = HeaderName::from_static("x-agora-event");
 const X_AGORA_SIGNATURE: HeaderName = HeaderName::from_static("x-agora-signature");
 const X_AGORA_FORUM: HeaderName = HeaderName::from_static("x-agora-forum");
-const X_AGORA_ATTEMPT: HeaderName = HeaderName::from_static("x-agora-attempt");
-
-/// The names of [`derived_headers`], in its order: the one list both the sender and the
-/// delivery log go by, so a header left out of the log is always one the log gives back.
-const DERIVED_HEADER_NAMES: [HeaderName; 5] = [
-    CONTENT_TYPE,
-    WEBHOOK_ID,
-    WEBHOOK_TIMESTAMP,
-    X_AGORA_EVENT,
-    X_AGORA_ATTEMPT,
-];
-
-/// The headers of an attempt that follow from its delivery (id, event type, attempt number)
-/// and from the time it started, exactly as they were sent: a delivery log need not store them
-/// (five of the nine headers every attempt carries), and gives them back from this.
-pub fn derived_headers(
-    delivery_id: &str,
-    event_type: &str,
-    attempt: u32,
-    started_at: i64,
-) -> [(HeaderName, String); 5] {
-    let [content_type, id, timestamp, event, attempt_number] = DERIVED_HEADER_NAMES;
-    [
-        (content_type, "application/json".into()),
-        (id, delivery_id.to_owned()),
-        (timestamp, (started_at / 1000).to_string()),
-        (event, event_type.to_owned()),
-        (attempt_number, attempt.to_string()),
-    ]
-}
-
-/// Whether a header name is one of [`derived_headers`] (custom headers cannot be: their names
-/// are never reserved ones).
-fn is_derived_header(name: &str) -> bool {
-    DERIVED_HEADER_NAMES
-        .iter()
-        .any(|derived| derived.as_str() == name)
-}
-
-/// The headers of an attempt as the delivery log stores them: a JSON array of `[name, value]`
-/// pairs without the [`derived_headers`] (the log gives those back from the delivery and the
-/// attempt's start), custom values redacted where the name suggests a credential. The task
-/// that sent the attempt writes it, so the single writer that stores it only binds the text:
-/// serializing there took the writer's time from every other transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedHeaders(String);
-
-impl RecordedHeaders {
-    /// Records Agora's own headers (`own`, derived ones left out) and then the webhook's
-    /// `custom` ones under their names as configured.
-    pub fn new<'a>(
-        own: impl IntoIterator<Item = (&'a str, &'a str)>,
-        custom: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Self {
-        let pairs: Vec<(&str, &str)> = own
-            .into_iter()
-            .filter(|(name, _)| !is_derived_header(name))
-            .chain(
-                custom
-                    .into_iter()
-                    .map(|(name, value)| (name, redacted(name, value))),
-            )
-            .collect();
-        Self(serde_json::to_string(&pairs).expect("string pairs serialize"))
-    }
-
-    /// The JSON text, as stored.
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for RecordedHeaders {
-    /// No headers: the record of a delivery put back without an attempt.
-    fn default() -> Self {
-        Self("[]".into())
-    }
-}
-
-/// A custom header's value as recorded: kept, unless the name suggests a credential.
-fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
-    let lower = name.to_ascii_lowercase();
-    let credential = [
-        "auth",
-        "token",
-        "secret",
-        "key",
-        "cookie",
-        "password",
-        "signature",
-        "session",
-    ]
-    .iter()
-    .any(|word| lower.contains(word));
-    if credential {
-        "[redacted]"
-    } else {
-        value
-    }
-}
 
 /// Header names a webhook's custom headers may not set: they carry the delivery's identity and
 /// signatures, or describe the body.
@@ -178,6 +77,9 @@ pub struct Sender {
     /// Checked again before attempts ([`Sender::target`]): an address literal in a URL never
     /// reaches the resolver, and the policy may have changed since the webhook was created.
     targets: TargetPolicy,
+    /// Answers in place of the network, when set (`scripted.rs`).
+    #[cfg(any(test, feature = "test-util"))]
+    pub(super) scripted: Option<super::scripted::ScriptedReceiver>,
 }
 
 /// The settings a [`Sender`] is built from.
@@ -232,6 +134,8 @@ impl Sender {
             forum: config.forum_name,
             user_agent: format!("Agora-Webhooks/{}", env!("CARGO_PKG_VERSION")),
             targets: config.targets,
+            #[cfg(any(test, feature = "test-util"))]
+            scripted: None,
         })
     }
 
@@ -396,6 +300,10 @@ impl Sender {
                 map.insert(name, v);
             }
         }
+        #[cfg(any(test, feature = "test-util"))]
+        if let Some(receiver) = &self.scripted {
+            return receiver.answer(request).await.map_err(SendError::Scripted);
+        }
         let response = self.client.request(request).await?;
         let status = response.status().as_u16();
         let retry_after = matches!(status, 429 | 503)
@@ -431,6 +339,10 @@ enum SendError {
     Uri(#[from] http::uri::InvalidUri),
     #[error(transparent)]
     Client(#[from] hyper_util::client::legacy::Error),
+    /// A scripted receiver's refusal (`scripted.rs`).
+    #[cfg(any(test, feature = "test-util"))]
+    #[error("{0}")]
+    Scripted(String),
 }
 
 impl SendError {
@@ -461,6 +373,8 @@ fn describe(e: &SendError) -> String {
         SendError::Client(e) if e.is_connect() => "connection failed",
         SendError::Client(_) => "request failed",
         SendError::Uri(_) => "invalid request target",
+        #[cfg(any(test, feature = "test-util"))]
+        SendError::Scripted(_) => "connection failed",
     }
     .to_owned();
     let mut source = e.source();
@@ -482,22 +396,5 @@ mod tests {
         assert!(is_reserved_header("X-Agora-Whatever"));
         assert!(is_reserved_header("Content-Type"));
         assert!(!is_reserved_header("X-Team"));
-    }
-
-    #[test]
-    fn recorded_headers_leave_out_derived_ones_and_redact_credentials() {
-        let recorded = RecordedHeaders::new(
-            [("webhook-id", "msg_1"), ("webhook-signature", "v1,abc=")],
-            [
-                ("Authorization", "Bearer abc"),
-                ("X-Api-Key", "abc"),
-                ("X-Team", "blue"),
-            ],
-        );
-        assert_eq!(
-            recorded.as_json(),
-            r#"[["webhook-signature","v1,abc="],["Authorization","[redacted]"],["X-Api-Key","[redacted]"],["X-Team","blue"]]"#
-        );
-        assert_eq!(RecordedHeaders::default().as_json(), "[]");
     }
 }

@@ -34,13 +34,21 @@ pub use self::state::Status;
 use crate::{Backend, Store, StoreError};
 
 impl DeliveryQueue for Store {
+    fn bookkeeping_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.writer_runtime()
+    }
+
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<LeasedDelivery>, QueueError> {
         let store = self.clone();
         let leased = self
             .on_writer(async move {
                 match store.backend {
                     Backend::Sqlite => {
-                        let mut leased = store.claim_on_sqlite(&request).await?;
+                        let window = store.sqlite.as_ref().and_then(|sqlite| {
+                            let skipping = !request.skip_webhooks.is_empty();
+                            sqlite.claim_window.rows(request.limit, skipping)
+                        });
+                        let mut leased = store.claim_on_sqlite(&request, window).await?;
                         let room = request.limit.saturating_sub(leased.len());
                         if room > 0 {
                             leased.extend(store.read_parked(&request.skip_webhooks, room).await?);

@@ -9,10 +9,10 @@ use crate::deliveries::{leased, skipping};
 use crate::{Store, StoreError};
 
 impl Store {
-    /// Leases due work on SQLite, where one process claims: the head of the due order is read
-    /// through the due index, then webhooks with no room are filtered out. Without the window, a
-    /// claim behind a large backlog of skipped webhooks would read all of it every time, holding
-    /// the only writer.
+    /// Leases due work on SQLite, where one process claims: the head of the due order, `window`
+    /// rows of it or all, is read through the due index, then webhooks with no room are
+    /// filtered out. Without the window (`claim_window.rs`), a claim behind a large backlog of
+    /// skipped webhooks would read all of it every time, holding the only writer.
     ///
     /// What is taken is the first rows of the window that pass the filter, without sorting them
     /// again: the window is read in due order, and whatever order SQLite hands its rows on in,
@@ -27,6 +27,7 @@ impl Store {
     pub(crate) async fn claim_on_sqlite(
         &self,
         request: &ClaimRequest,
+        window: Option<usize>,
     ) -> Result<Vec<LeasedDelivery>, StoreError> {
         // $1 now, $2 limit, $3 window, then the skipped webhooks.
         let skip = skipping(4, &request.skip_webhooks);
@@ -37,7 +38,7 @@ impl Store {
              WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $3) AS head \
              WHERE due_at IS NOT NULL {skip} LIMIT $2)"
         );
-        let window = request.window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
+        let window = window.unwrap_or(usize::MAX).min(i64::MAX as usize) as i64;
         let mut q = sqlx::query(&choose)
             .bind(request.now)
             .bind(request.limit as i64)

@@ -9,6 +9,7 @@
 //! property of a type, not of a pool size set elsewhere.
 
 pub(crate) mod claim;
+mod claim_window;
 pub(crate) mod parked;
 pub(crate) mod writer;
 
@@ -72,6 +73,8 @@ pub(crate) struct Engine {
     pub(crate) writer: SingleWriter,
     /// The thread write transactions run on.
     pub(crate) thread: writer::WriterThread,
+    /// How much of the due order the next claim looks at.
+    pub(crate) claim_window: std::sync::Arc<claim_window::ClaimWindow>,
 }
 
 impl Engine {
@@ -80,6 +83,7 @@ impl Engine {
         Ok(Self {
             writer,
             thread: writer::WriterThread::start()?,
+            claim_window: std::sync::Arc::default(),
         })
     }
 }

@@ -6,7 +6,7 @@
 //! wake-up lands in a queue behind hundreds of delivery tasks, so the writer was held far
 //! longer than SQLite worked. Transactions run here, on a single-threaded runtime with nothing
 //! else to do, so the next statement follows at once; the dispatcher's claim loop and recorder
-//! run here too ([`crate::Store::writer_runtime`]), so the next claim or record follows a
+//! run here too (`DeliveryQueue::bookkeeping_runtime`), so the next claim or record follows a
 //! commit at once.
 //!
 //! PostgreSQL has no single writer, and its connections belong to the runtime that opened

@@ -1,0 +1,92 @@
+//! The recorder: finished attempts written to the queue in batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::held::Held;
+use super::limiter::Limiter;
+use super::queue::{AttemptRecord, DeliveryQueue};
+use super::{Backoff, Waker};
+
+/// Attempts the recorder hands to [`DeliveryQueue::record`] at most. While publishes keep
+/// the single SQLite writer busy, the recorder gets the writer only every few transactions,
+/// and what it records in one turn bounds the delivery rate: with 512 a burst of publishes
+/// left the dispatcher waiting for its records (docs/dev/performance.md).
+pub const RECORD_BATCH: usize = 4096;
+
+/// A record batch smaller than this waits up to [`RECORD_LINGER`] for more attempts.
+const RECORD_FILL: usize = RECORD_BATCH / 4;
+
+/// How long a small record batch waits for more before it is written. Every transaction
+/// rewrites the pages it touches (the ends of the attempts table and of its indexes, the
+/// deliveries it moves) in full, whether it records ten attempts or a thousand: taking
+/// whatever had arrived wrote small transactions under load, and so more bytes to the disk
+/// per attempt (docs/dev/performance.md has the figures). The wait delays only the
+/// bookkeeping: the attempt was already sent, and its delivery's place in memory is given
+/// back 5 ms later at most.
+const RECORD_LINGER: Duration = Duration::from_millis(5);
+
+/// Writes finished attempts in batches, retrying a batch until the store takes it: an attempt
+/// made is never forgotten while the process lives (and if it dies, the lease brings the
+/// delivery back).
+pub(super) async fn record_loop<Q: DeliveryQueue>(
+    queue: Arc<Q>,
+    mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
+    release: Release,
+    waker: Waker,
+    shutdown: CancellationToken,
+) {
+    /// How long a shutting-down node keeps trying to record into storage that is down.
+    const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut backoff = Backoff::default();
+    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        if batch.len() < RECORD_FILL {
+            // Whatever arrives meanwhile joins this transaction (see `RECORD_LINGER`).
+            let _ = tokio::time::timeout(RECORD_LINGER, async {
+                while batch.len() < RECORD_FILL {
+                    let room = RECORD_BATCH - batch.len();
+                    if rx.recv_many(&mut batch, room).await == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
+        let attempts: Arc<[AttemptRecord]> = batch.drain(..).collect();
+        let mut failing_since = None;
+        while let Err(e) = queue.record(attempts.clone()).await {
+            let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+            if shutdown.is_cancelled() && since.elapsed() > GIVE_UP_AFTER {
+                // Exiting beats hanging: these deliveries stay leased, so they are sent again
+                // (same webhook-id) after a restart or when the lease runs out.
+                tracing::error!(error = %e, attempts = attempts.len(), "storage still down at shutdown; leaving attempts unrecorded");
+                break;
+            }
+            tracing::warn!(error = %e, attempts = attempts.len(), "failed to record attempts; retrying");
+            tokio::time::sleep(backoff.next()).await;
+        }
+        backoff.reset();
+        release.recorded(&attempts, &webhooks);
+        waker.wake();
+    }
+}
+
+/// What a recorded attempt frees: its delivery's place in the limiter, and its note as held.
+pub(super) struct Release {
+    pub(super) limiter: Arc<Limiter>,
+    pub(super) held: Arc<Held>,
+}
+
+impl Release {
+    /// Frees what `attempts`, of deliveries to `webhooks` (one entry each), held.
+    pub(super) fn recorded(&self, attempts: &[AttemptRecord], webhooks: &[String]) {
+        self.held
+            .remove(attempts.iter().map(|a| a.delivery_id.as_str()));
+        self.limiter.release(webhooks);
+    }
+}
