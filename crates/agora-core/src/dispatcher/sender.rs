@@ -185,59 +185,25 @@ impl Sender {
         );
 
         let clock = Instant::now();
-        let (sent, refused) = match target {
-            Err(words) => (Ok(Ok((0, None, String::new()))), Some(words.clone())),
-            Ok(uri) => (
-                tokio::time::timeout(
-                    delivery.webhook.timeout,
-                    self.send(uri.clone(), headers, body),
-                )
-                .await,
-                None,
-            ),
+        let exchange = match target {
+            Err(words) => Exchange::Refused(words.clone()),
+            Ok(uri) => {
+                let request = self.send(uri.clone(), headers, body);
+                match tokio::time::timeout(delivery.webhook.timeout, request).await {
+                    Err(_) => Exchange::TimedOut(delivery.webhook.timeout),
+                    Ok(Err(e)) => Exchange::Failed(e),
+                    Ok(Ok(answer)) => Exchange::Answered(answer),
+                }
+            }
         };
         let duration_ms = clock.elapsed().as_millis() as i64;
-        let (outcome, response_status, response_body, error) = match sent {
-            _ if refused.is_some() => (Outcome::Unreachable, None, None, refused),
-            Err(_) => (
-                Outcome::TimedOut,
-                None,
-                None,
-                Some(format!(
-                    "timed out after {} ms",
-                    delivery.webhook.timeout.as_millis()
-                )),
-            ),
-            Ok(Err(e)) => {
-                let outcome = if e.timed_out() {
-                    Outcome::TimedOut
-                } else {
-                    Outcome::Unreachable
-                };
-                (outcome, None, None, Some(describe(&e)))
-            }
-            Ok(Ok((status, retry_after, excerpt))) => {
-                let outcome = match status {
-                    200..=299 => Outcome::Delivered,
-                    410 => Outcome::Gone,
-                    _ => Outcome::Rejected {
-                        status,
-                        retry_after,
-                    },
-                };
-                let error = (!(200..=299).contains(&status)).then(|| format!("HTTP {status}"));
-                (outcome, Some(status), Some(excerpt), error)
-            }
-        };
-        let next = match self
-            .policy
-            .decide(&outcome, delivery.retries_done, delivery.retry_count)
-        {
-            Verdict::Succeeded => NextState::Succeeded,
-            Verdict::Exhausted => NextState::Exhausted,
-            Verdict::Disable => NextState::DisableWebhook,
-            Verdict::RetryIn(d) => NextState::RetryAt(now_ms() + d.as_millis() as i64),
-        };
+        let Classified {
+            outcome,
+            response_status,
+            response_body,
+            error,
+        } = exchange.classify();
+        let next = self.decide(&outcome, delivery);
         AttemptRecord {
             delivery_id: delivery.id.clone(),
             webhook_id: delivery.webhook_id.clone(),
@@ -249,6 +215,19 @@ impl Sender {
             response_body,
             error,
             next,
+        }
+    }
+
+    /// What follows an attempt with this outcome, by the retry policy.
+    fn decide(&self, outcome: &Outcome, delivery: &ClaimedDelivery) -> NextState {
+        match self
+            .policy
+            .decide(outcome, delivery.retries_done, delivery.retry_count)
+        {
+            Verdict::Succeeded => NextState::Succeeded,
+            Verdict::Exhausted => NextState::Exhausted,
+            Verdict::Disable => NextState::DisableWebhook,
+            Verdict::RetryIn(d) => NextState::RetryAt(now_ms() + d.as_millis() as i64),
         }
     }
 
@@ -289,7 +268,7 @@ impl Sender {
         uri: Uri,
         headers: Vec<(HeaderName, String)>,
         body: String,
-    ) -> Result<(u16, Option<Duration>, String), SendError> {
+    ) -> Result<Answer, SendError> {
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
@@ -324,11 +303,85 @@ impl Sender {
                 _ => break,
             }
         }
-        Ok((
+        Ok(Answer {
             status,
             retry_after,
-            String::from_utf8_lossy(&excerpt).into_owned(),
-        ))
+            excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+        })
+    }
+}
+
+/// A receiver's answer, as far as an attempt reads it.
+struct Answer {
+    status: u16,
+    /// Its `Retry-After`, on a 429 or 503.
+    retry_after: Option<Duration>,
+    /// The first [`RESPONSE_EXCERPT_BYTES`] of its body.
+    excerpt: String,
+}
+
+/// What became of one request, before it is judged: a refused target is one of the ways an
+/// attempt ends, not a request that pretends to have been answered.
+enum Exchange {
+    /// The target policy refused the URL (the words say why); nothing was sent.
+    Refused(String),
+    /// No answer within the webhook's timeout.
+    TimedOut(Duration),
+    /// No answer: the connection or the request failed.
+    Failed(SendError),
+    /// An answer came.
+    Answered(Answer),
+}
+
+/// An exchange as the retry policy and the delivery log see it.
+struct Classified {
+    outcome: Outcome,
+    response_status: Option<u16>,
+    response_body: Option<String>,
+    error: Option<String>,
+}
+
+impl Exchange {
+    /// Sorts the exchange into an outcome, with what the log keeps of it.
+    fn classify(self) -> Classified {
+        let failed = |outcome, error| Classified {
+            outcome,
+            response_status: None,
+            response_body: None,
+            error: Some(error),
+        };
+        match self {
+            Exchange::Refused(words) => failed(Outcome::Unreachable, words),
+            Exchange::TimedOut(after) => failed(
+                Outcome::TimedOut,
+                format!("timed out after {} ms", after.as_millis()),
+            ),
+            Exchange::Failed(e) => {
+                let outcome = if e.timed_out() {
+                    Outcome::TimedOut
+                } else {
+                    Outcome::Unreachable
+                };
+                failed(outcome, describe(&e))
+            }
+            Exchange::Answered(Answer {
+                status,
+                retry_after,
+                excerpt,
+            }) => Classified {
+                outcome: match status {
+                    200..=299 => Outcome::Delivered,
+                    410 => Outcome::Gone,
+                    _ => Outcome::Rejected {
+                        status,
+                        retry_after,
+                    },
+                },
+                response_status: Some(status),
+                response_body: Some(excerpt),
+                error: (!(200..=299).contains(&status)).then(|| format!("HTTP {status}")),
+            },
+        }
     }
 }
 
