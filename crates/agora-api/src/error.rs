@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use agora_store::StoreError;
+use agora_store::{Limit, StoreError};
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -38,12 +38,13 @@ impl ApiError {
         }
     }
 
-    /// 429: the key made more requests than its rate limit allows; try again in `seconds`.
-    pub fn rate_limited(seconds: u64) -> Self {
+    /// 429: the caller (`who`: "this API key", "this account", ...) went over a rate limit;
+    /// try again in `seconds`, also sent as `Retry-After`.
+    pub fn rate_limited(who: &str, seconds: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many requests for this API key; retry in {seconds} s"),
+            format!("too many requests for {who}; retry in {seconds} s"),
         );
         e.retry_after = Some(seconds);
         e
@@ -111,6 +112,12 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Conflict(m) => Self::conflict("conflict", m),
+            StoreError::Limit(Limit::WebhooksPerKey, m) => {
+                Self::conflict("webhook_quota_exceeded", m)
+            }
+            StoreError::Limit(Limit::DeliveriesPerRequest, m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_deliveries", m)
+            }
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "storage unavailable");
                 Self::new(
@@ -126,3 +133,42 @@ impl From<StoreError> for ApiError {
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Puts an error answered without the contract's body (axum's and tower-http's rejections:
+/// 405 with no body, 413, a path segment that is not UTF-8, ...) into the error shape, keeping
+/// its status and headers (`Allow`, `Retry-After`). Answers already in JSON pass untouched.
+pub async fn in_contract_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // A rejection's text is a line; anything longer is not worth answering.
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let message = match text.trim() {
+        _ if status.is_server_error() => reason,
+        "" => reason,
+        said => said.to_owned(),
+    };
+    let code = match status.as_u16() {
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        431 => "headers_too_large",
+        500..=599 => "internal_error",
+        _ => "invalid_request",
+    };
+    let shaped = ApiError::new(status, code, message).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.extend(shaped.headers().clone());
+    Response::from_parts(parts, shaped.into_body())
+}

@@ -6,7 +6,9 @@
 //!   deliveries, and the settings handlers need.
 //! - [`router`]: every route; [`serve`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
-//! - [`ratelimit`]: per-key request limits, checked when a request authenticates.
+//! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
+//! - [`login`]: login attempt limits and the bounded password hashing pool.
+//! - [`serve`]: the accept loop, with bounds on connections, header reads and silence.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
 //!
@@ -15,8 +17,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod login;
 pub mod pagination;
 pub mod ratelimit;
+pub mod serve;
 
 pub use routes::keys::check_abilities;
 mod routes;
@@ -49,11 +53,22 @@ pub struct AppState {
     pub lease: Duration,
     /// How long an old secret keeps signing after a rotation.
     pub rotation_grace: Duration,
-    /// Requests per API key.
+    /// Requests per API key and per user with a session.
     pub rate_limiter: ratelimit::KeyRateLimiter,
+    /// Login attempts per account and address, and the password hashing pool.
+    pub login: login::LoginGuard,
+    /// Webhooks one non-admin API key may own.
+    pub max_webhooks_per_key: usize,
 }
 
-/// Every route of the API.
+/// The most headers a request may carry, and their most bytes (names and values): beyond
+/// either, 431 `headers_too_large`.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// See [`MAX_REQUEST_HEADERS`].
+pub const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
+
+/// Every route of the API. Every error, the router's own included (405, 413, undecodable
+/// paths), is answered in the contract's shape.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::routes())
@@ -64,16 +79,43 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::forum::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::in_contract_shape))
+        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+/// Answers 431 for a request with too many or too large headers, before routing.
+async fn limit_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_REQUEST_HEADERS || bytes > MAX_REQUEST_HEADER_BYTES {
+        return error::ApiError::new(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "a request may carry at most {MAX_REQUEST_HEADERS} headers of \
+                 {MAX_REQUEST_HEADER_BYTES} bytes in all"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Serves the API on `listener` within `limits` until `shutdown` completes, then finishes
+/// requests in flight.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: serve::ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, router(state), limits, shutdown).await
 }

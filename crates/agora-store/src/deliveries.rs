@@ -1071,7 +1071,8 @@ fn humanize(d: Duration) -> String {
 }
 
 /// Disables a webhook for a reason the system found: closes its queued deliveries and emits
-/// `webhook.disabled` to the webhooks subscribed to it, in the caller's transaction. Does
+/// `webhook.disabled` to the webhooks subscribed to it that may hear of it (its owner's and
+/// admins'), in the caller's transaction. Does
 /// nothing if the webhook is already inactive, so concurrent callers emit one event.
 pub(crate) async fn disable_webhook(
     tx: &mut Tx,
@@ -1094,9 +1095,9 @@ pub(crate) async fn disable_webhook(
     let webhook = Store::webhook_in(tx, webhook_id).await?;
     let event = Event::new(
         EventType::parse("webhook.disabled").expect("a valid name"),
-        serde_json::to_value(webhook.view()).expect("webhooks serialize"),
+        serde_json::to_value(webhook.event_view()).expect("webhooks serialize"),
     );
-    crate::outbox::publish(tx, &event, None).await?;
+    crate::outbox::publish_operational(tx, &event, webhook.owner_key_id.as_deref()).await?;
     Ok(())
 }
 

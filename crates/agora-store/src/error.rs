@@ -13,12 +13,24 @@ pub enum StoreError {
     /// later may succeed. The API answers 503 `storage_unavailable`.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The change would go over a limit of the settings; nothing was changed.
+    #[error("{1}")]
+    Limit(Limit, String),
     /// Start-up settings are wrong.
     #[error("{0}")]
     Config(String),
     /// Anything else: a bug or corrupt data.
     #[error("storage error: {0}")]
     Internal(String),
+}
+
+/// Which limit a refused change would have gone over, so the API can name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The webhooks one API key may own.
+    WebhooksPerKey,
+    /// The deliveries one request may create.
+    DeliveriesPerRequest,
 }
 
 impl StoreError {
@@ -28,6 +40,7 @@ impl StoreError {
             Self::NotFound => Self::NotFound,
             Self::Conflict(m) => Self::Conflict(m.clone()),
             Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Limit(limit, m) => Self::Limit(*limit, m.clone()),
             Self::Config(m) => Self::Config(m.clone()),
             Self::Internal(m) => Self::Internal(m.clone()),
         }

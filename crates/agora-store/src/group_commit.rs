@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use agora_core::event::Event;
 
 use crate::outbox::{Leasing, Routing, Subscribers};
-use crate::{begin_on, durable_begin, Backend, Store, StoreError};
+use crate::{begin_on, durable_begin, Backend, Limit, Store, StoreError};
 use agora_core::dispatcher::Waker;
 use sqlx::AnyPool;
 
@@ -22,6 +22,9 @@ const MAX_WAITING: usize = 2048;
 
 /// What a caller gets back: its events, and how many deliveries each queued.
 type Answer = Result<(Vec<Event>, Vec<usize>), StoreError>;
+
+/// The events of one caller, as the publish takes them.
+type Pairs<'a> = Vec<(&'a Event, Option<&'a Routing>)>;
 
 /// One waiting publish: an event, or a batch of them.
 pub(crate) struct Job {
@@ -39,6 +42,7 @@ pub(crate) fn start(
     backend: Backend,
     waker: Waker,
     leasing: Leasing,
+    max_deliveries: usize,
     runtime: &Handle,
 ) -> Jobs {
     let (tx, mut rx) = mpsc::channel::<Job>(MAX_WAITING);
@@ -52,13 +56,19 @@ pub(crate) fn start(
                 events += job.events.len();
                 group.push(job);
             }
-            let pairs: Vec<_> = group
+            let callers: Vec<Pairs<'_>> = group
                 .iter()
-                .flat_map(|job| job.events.iter().map(|(e, routing)| (e, routing.as_ref())))
+                .map(|job| {
+                    job.events
+                        .iter()
+                        .map(|(e, routing)| (e, routing.as_ref()))
+                        .collect()
+                })
                 .collect();
-            let committed = commit_events(&write, backend, &waker, &leasing, &pairs).await;
-            let mut counts = match committed {
-                Ok(counts) => counts.into_iter(),
+            let committed =
+                commit_events(&write, backend, &waker, &leasing, &callers, max_deliveries).await;
+            let answers = match committed {
+                Ok(answers) => answers,
                 Err(e) => {
                     for job in group.drain(..) {
                         let _ = job.reply.send(Err(e.duplicate()));
@@ -66,34 +76,64 @@ pub(crate) fn start(
                     continue;
                 }
             };
-            for job in group.drain(..) {
-                let queued = counts.by_ref().take(job.events.len()).collect();
+            for (job, answer) in group.drain(..).zip(answers) {
                 let events = job.events.into_iter().map(|(event, _)| event).collect();
-                let _ = job.reply.send(Ok((events, queued)));
+                let _ = job.reply.send(answer.map(|queued| (events, queued)));
             }
         }
     });
     tx
 }
 
-/// Commits `events` in one durable transaction, then hands the deliveries written leased to
-/// the dispatcher; answers how many deliveries each event queued, in order.
+/// Commits the events of `callers` in one durable transaction, then hands the deliveries
+/// written leased to the dispatcher. Answers each caller in order: how many deliveries each of
+/// its events queued, or [`Limit::DeliveriesPerRequest`] (and nothing of it written) when its
+/// events would queue more than `max_deliveries`, as the transaction sees the webhooks.
 async fn commit_events(
     write: &AnyPool,
     backend: Backend,
     waker: &Waker,
     leasing: &Leasing,
-    events: &[(&Event, Option<&Routing>)],
-) -> Result<Vec<usize>, StoreError> {
+    callers: &[Pairs<'_>],
+    max_deliveries: usize,
+) -> Result<Vec<Result<Vec<usize>, StoreError>>, StoreError> {
     let mut tx = begin_on(write, durable_begin(backend)).await?;
-    let published = Subscribers::load(&mut tx)
-        .await?
-        .publish_many(&mut tx, events, Some(leasing))
+    let subscribers = Subscribers::load(&mut tx).await?;
+    let allowed: Vec<Result<(), StoreError>> = callers
+        .iter()
+        .map(|events| {
+            let deliveries = subscribers.deliveries(events);
+            if deliveries <= max_deliveries {
+                return Ok(());
+            }
+            Err(StoreError::Limit(
+                Limit::DeliveriesPerRequest,
+                format!(
+                    "these events would create {deliveries} deliveries (events times the \
+                     webhooks each matches); one request may create at most {max_deliveries}: \
+                     send fewer events at a time"
+                ),
+            ))
+        })
+        .collect();
+    let events: Vec<_> = callers
+        .iter()
+        .zip(&allowed)
+        .filter(|(_, allowed)| allowed.is_ok())
+        .flat_map(|(events, _)| events.iter().copied())
+        .collect();
+    let published = subscribers
+        .publish_many(&mut tx, &events, Some(leasing))
         .await?;
     leasing
         .commit_handing(tx, backend, waker, published.handed)
         .await?;
-    Ok(published.counts)
+    let mut counts = published.counts.into_iter();
+    Ok(callers
+        .iter()
+        .zip(allowed)
+        .map(|(events, allowed)| allowed.map(|()| counts.by_ref().take(events.len()).collect()))
+        .collect())
 }
 
 impl Store {
@@ -124,15 +164,17 @@ impl Store {
                 .join_group(events.into_iter().map(|event| (event, None)).collect())
                 .await;
         }
-        let pairs: Vec<_> = events.iter().map(|event| (event, None)).collect();
-        let queued = commit_events(
+        let pairs: Pairs<'_> = events.iter().map(|event| (event, None)).collect();
+        let mut answers = commit_events(
             &self.write,
             self.backend,
             &self.waker,
             &self.leasing,
-            &pairs,
+            std::slice::from_ref(&pairs),
+            self.options.max_deliveries_per_request,
         )
         .await?;
+        let queued = answers.pop().unwrap_or_else(|| Ok(Vec::new()))?;
         Ok((events, queued))
     }
 

@@ -42,7 +42,7 @@ use agora_core::dispatcher::{Handoff, Waker};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use self::error::StoreError;
+pub use self::error::{Limit, StoreError};
 
 /// A transaction on either engine.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -111,6 +111,9 @@ pub struct StoreOptions {
     pub auto_disable_after: Duration,
     /// PostgreSQL: connections per node.
     pub pool_size: u32,
+    /// Deliveries one published event or batch may create; more is refused whole
+    /// ([`StoreError::Limit`]), so one request cannot hold the writer for seconds.
+    pub max_deliveries_per_request: usize,
 }
 
 impl Default for StoreOptions {
@@ -120,6 +123,7 @@ impl Default for StoreOptions {
             auto_disable_failures: 50,
             auto_disable_after: Duration::from_secs(5 * 24 * 3600),
             pool_size: 16,
+            max_deliveries_per_request: 10_000,
         }
     }
 }
@@ -144,6 +148,9 @@ pub struct Store {
     /// Custom event type names known to exist. Types are never deleted, so a name seen once
     /// stays valid on every node; a miss reloads from the database.
     known_types: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// When each API key's use was last noted (unix ms), so a key's `last_used_at` is written
+    /// at most once a minute, off the request's path.
+    key_uses: keys::KeyUses,
     /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
     secrets: Option<secretbox::SecretBox>,
     /// SQLite: the thread the dispatcher's and the publishers' write transactions run on.
@@ -189,9 +196,11 @@ impl Store {
                         backend,
                         waker.clone(),
                         leasing.clone(),
+                        options.max_deliveries_per_request,
                         &writer.handle(),
                     ),
                     known_types: Arc::default(),
+                    key_uses: keys::KeyUses::default(),
                     write,
                     read,
                     backend,
@@ -219,9 +228,11 @@ impl Store {
                         backend,
                         waker.clone(),
                         leasing.clone(),
+                        options.max_deliveries_per_request,
                         &tokio::runtime::Handle::current(),
                     ),
                     known_types: Arc::default(),
+                    key_uses: keys::KeyUses::default(),
                     write: pool.clone(),
                     read: pool,
                     backend,

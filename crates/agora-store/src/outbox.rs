@@ -61,8 +61,12 @@ pub struct Subscribers(Vec<Subscriber>);
 impl Subscribers {
     /// Loads the active webhooks as the transaction sees them.
     pub async fn load(tx: &mut Tx) -> Result<Self, StoreError> {
-        let hooks: Vec<Webhook> = Store::active_webhooks(tx).await?;
-        Ok(Self(
+        Ok(Self::of(Store::active_webhooks(tx).await?))
+    }
+
+    /// Matches events against these webhooks.
+    fn of(hooks: Vec<Webhook>) -> Self {
+        Self(
             hooks
                 .into_iter()
                 .map(|w| Subscriber {
@@ -75,7 +79,21 @@ impl Subscribers {
                     id: w.id,
                 })
                 .collect(),
-        ))
+        )
+    }
+
+    /// How many deliveries `events` would queue: the limit on one request's work is checked
+    /// with this before anything is written.
+    pub fn deliveries(&self, events: &[(&Event, Option<&Routing>)]) -> usize {
+        events
+            .iter()
+            .map(|(event, routing)| {
+                self.0
+                    .iter()
+                    .filter(|s| s.wants(&event.event_type, *routing))
+                    .count()
+            })
+            .sum()
     }
 
     /// Records `event` and queues it for every subscriber that wants it. Returns how many
@@ -234,6 +252,19 @@ pub async fn publish(
     Subscribers::load(tx)
         .await?
         .publish(tx, event, routing)
+        .await
+}
+
+/// Records an operational event about something `owner` (an API key id) owns, queued only for
+/// the webhooks that may hear of it: the owner's own, admin keys' and the operator's. Another
+/// tenant's webhook never learns of it, whatever it subscribes to.
+pub async fn publish_operational(
+    tx: &mut Tx,
+    event: &Event,
+    owner: Option<&str>,
+) -> Result<usize, StoreError> {
+    Subscribers::of(Store::active_webhooks_seen_by(tx, owner).await?)
+        .publish(tx, event, None)
         .await
 }
 

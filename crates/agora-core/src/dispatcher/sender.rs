@@ -11,6 +11,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::Semaphore;
 
 use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
 use crate::retry::{parse_retry_after, Outcome, RetryPolicy, Verdict};
@@ -108,8 +109,9 @@ impl Default for RecordedHeaders {
     }
 }
 
-/// A custom header's value as recorded: kept, unless the name suggests a credential.
-fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
+/// A custom header's value as recorded, listed and carried in events: kept, unless the name
+/// suggests a credential (such values are write-only).
+pub fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
     let lower = name.to_ascii_lowercase();
     let credential = [
         "auth",
@@ -178,6 +180,10 @@ pub struct Sender {
     /// Checked again before attempts ([`Sender::target`]): an address literal in a URL never
     /// reaches the resolver, and the policy may have changed since the webhook was created.
     targets: TargetPolicy,
+    /// One permit per request in flight, shared by every clone (the dispatcher's and the
+    /// API's test deliveries): however many webhooks hang, outgoing sockets stay bounded and
+    /// the API and the database keep their file descriptors.
+    in_flight: Arc<Semaphore>,
 }
 
 /// The settings a [`Sender`] is built from.
@@ -189,6 +195,9 @@ pub struct SenderConfig {
     pub targets: TargetPolicy,
     /// When to retry.
     pub retry: RetryPolicy,
+    /// Requests in flight at once, over every webhook (each holds at most one connection);
+    /// an attempt beyond it waits for a place before its timeout starts.
+    pub max_in_flight: usize,
 }
 
 impl Sender {
@@ -232,6 +241,7 @@ impl Sender {
             forum: config.forum_name,
             user_agent: format!("Agora-Webhooks/{}", env!("CARGO_PKG_VERSION")),
             targets: config.targets,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         })
     }
 
@@ -258,6 +268,13 @@ impl Sender {
 
     /// As [`Sender::attempt`], to `target`, which [`Sender::target`] made of the delivery's URL.
     pub async fn attempt_to(&self, delivery: &ClaimedDelivery, target: &Target) -> AttemptRecord {
+        // Taken before the attempt starts (its timestamp and timeout), so a wait for a place
+        // is never counted against the receiver. The semaphore is never closed: a permit
+        // always comes. A refused target connects to nothing and needs none.
+        let _permit = match target {
+            Ok(_) => self.in_flight.acquire().await.ok(),
+            Err(_) => None,
+        };
         let started_at = now_ms();
         let body = delivery.webhook.format.body(&delivery.body, &self.forum);
         let mut headers = self.own_headers(delivery, started_at, &body);
