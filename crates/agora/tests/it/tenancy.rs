@@ -8,28 +8,14 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{spawn_app, spawn_app_with, Receiver, Reply, TestApp};
+use crate::forum::support::{login, user, PASSWORD};
+use crate::helpers::{make_key, spawn_app, spawn_app_with, Receiver, Reply, TestApp};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A non-admin key with these abilities; answers (id, value).
-async fn key(app: &TestApp, abilities: &[&str]) -> (String, String) {
-    let a = app
-        .post(
-            "/v1/api-keys",
-            json!({"name": "tenant", "abilities": abilities}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{:?}", a.body);
-    (
-        a.body["id"].as_str().unwrap().to_owned(),
-        a.body["key"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// A tenant that may manage webhooks and publish custom events.
 async fn tenant(app: &TestApp) -> (String, String) {
-    key(app, &["webhooks:write", "events:write"]).await
+    make_key(app, json!(["webhooks:write", "events:write"])).await
 }
 
 /// Creates a webhook as `key`, asserting 201.
@@ -198,16 +184,9 @@ async fn logins_are_limited_per_account_and_per_address() {
     })
     .await;
     for name in ["alice", "bob"] {
-        let a = app
-            .post(
-                "/v1/users",
-                json!({"username": name, "email": format!("{name}@example.com"),
-                       "password": "correct horse battery"}),
-            )
-            .await;
-        assert_eq!(a.status, 201, "{:?}", a.body);
+        user(&app, name).await;
     }
-    let login = |who: &str, password: &str| {
+    let attempt = |who: &str, password: &str| {
         let body = json!({"login": who, "password": password});
         app.client
             .post(app.url("/v1/auth/login"))
@@ -215,9 +194,9 @@ async fn logins_are_limited_per_account_and_per_address() {
             .send()
     };
     for _ in 0..5 {
-        assert_eq!(login("alice", "wrong").await.unwrap().status(), 401);
+        assert_eq!(attempt("alice", "wrong").await.unwrap().status(), 401);
     }
-    let limited = login("ALICE", "correct horse battery").await.unwrap();
+    let limited = attempt("ALICE", PASSWORD).await.unwrap();
     assert_eq!(
         limited.status(),
         429,
@@ -234,15 +213,9 @@ async fn logins_are_limited_per_account_and_per_address() {
     assert_eq!(body["status"], 429);
 
     // Another account is not locked by alice's, until the address has had its share.
-    assert_eq!(
-        login("bob", "correct horse battery")
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(login("bob", "wrong").await.unwrap().status(), 401);
-    let limited = login("bob", "correct horse battery").await.unwrap();
+    assert_eq!(attempt("bob", PASSWORD).await.unwrap().status(), 200);
+    assert_eq!(attempt("bob", "wrong").await.unwrap().status(), 401);
+    let limited = attempt("bob", PASSWORD).await.unwrap();
     assert_eq!(limited.status(), 429, "the address had its 8 attempts");
 }
 
@@ -253,23 +226,8 @@ async fn sessions_are_rate_limited_like_keys() {
         c.rate_limit_burst = 5;
     })
     .await;
-    let a = app
-        .post(
-            "/v1/users",
-            json!({"username": "member", "email": "member@example.com",
-                   "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(a.status, 201, "{:?}", a.body);
-    let session = app
-        .request_as(
-            "",
-            "POST",
-            "/v1/auth/login",
-            Some(json!({"login": "member", "password": "correct horse battery"})),
-        )
-        .await;
-    let token = session.body["token"].as_str().unwrap().to_owned();
+    user(&app, "member").await;
+    let token = login(&app, "member").await;
     let mut limited = 0;
     for _ in 0..20 {
         let a = app.request_as(&token, "GET", "/v1/threads", None).await;
@@ -285,7 +243,7 @@ async fn sessions_are_rate_limited_like_keys() {
 async fn revoking_a_key_disables_its_webhooks_in_the_same_change() {
     let app = spawn_app().await;
     app.register_type("course.enrolled").await;
-    let (id, tenant) = key(&app, &["webhooks:write", "events:read"]).await;
+    let (id, tenant) = make_key(&app, json!(["webhooks:write", "events:read"])).await;
     let receiver = Receiver::start().await;
     let hook = webhook_as(
         &app,
@@ -377,7 +335,7 @@ async fn an_inactive_webhook_is_not_redelivered_to() {
 async fn reads_do_not_wait_for_a_write_to_note_a_keys_use() {
     use sqlx::{Connection, Executor};
     let app = spawn_app_with(|c| c.sqlite_busy_timeout = "200ms".parse().unwrap()).await;
-    let (_, reader) = key(&app, &["webhooks:read"]).await;
+    let (_, reader) = make_key(&app, json!(["webhooks:read"])).await;
     // Another connection holds the lock that writing `api_keys` needs.
     let _locker: Box<dyn std::any::Any> = match &app.config.database_url {
         None => {

@@ -3,7 +3,7 @@
 //! receiver, with `data` equal to the API's answer and valid against the published schema;
 //! failed writes fire nothing; filters; permissions; counters under concurrency.
 
-mod support;
+pub(crate) mod support;
 
 mod catalog;
 mod categories;
