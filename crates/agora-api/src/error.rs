@@ -88,16 +88,49 @@ impl ApiError {
     pub fn code(&self) -> &str {
         self.code
     }
+
+    /// The body, `{"code","message","status"}`, as JSON text.
+    pub fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            code: self.code,
+            message: &self.message,
+            status: self.status.as_u16(),
+        })
+        .expect("strings and a number serialize")
+    }
+
+    /// The error for a `status` answered without a body, by axum's rejections or hyper's
+    /// parser: a code named after the status, and `said` (the rejection's words) or the
+    /// status's reason as its message.
+    pub fn for_status(status: StatusCode, said: &str) -> Self {
+        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+        let message = match said.trim() {
+            _ if status.is_server_error() => reason,
+            "" => reason,
+            said => said.to_owned(),
+        };
+        let code = match status.as_u16() {
+            404 => "not_found",
+            405 => "method_not_allowed",
+            408 => "request_timeout",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            431 => "headers_too_large",
+            500..=599 => "internal_error",
+            _ => "invalid_request",
+        };
+        Self::new(status, code, message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            code: self.code,
-            message: &self.message,
-            status: self.status.as_u16(),
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let content_type = [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )];
+        let mut response = (self.status, content_type, self.json()).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -149,25 +182,7 @@ pub async fn in_contract_shape(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     // A rejection's text is a line; anything longer is not worth answering.
     let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
-    let message = match text.trim() {
-        _ if status.is_server_error() => reason,
-        "" => reason,
-        said => said.to_owned(),
-    };
-    let code = match status.as_u16() {
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        413 => "payload_too_large",
-        414 => "uri_too_long",
-        415 => "unsupported_media_type",
-        431 => "headers_too_large",
-        500..=599 => "internal_error",
-        _ => "invalid_request",
-    };
-    let shaped = ApiError::new(status, code, message).into_response();
+    let shaped = ApiError::for_status(status, &String::from_utf8_lossy(&text)).into_response();
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.headers.extend(shaped.headers().clone());
     Response::from_parts(parts, shaped.into_body())

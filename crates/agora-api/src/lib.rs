@@ -61,14 +61,9 @@ pub struct AppState {
     pub max_webhooks_per_key: usize,
 }
 
-/// The most headers a request may carry, and their most bytes (names and values): beyond
-/// either, 431 `headers_too_large`.
-pub const MAX_REQUEST_HEADERS: usize = 100;
-/// See [`MAX_REQUEST_HEADERS`].
-pub const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
-
 /// Every route of the API. Every error, the router's own included (405, 413, undecodable
-/// paths), is answered in the contract's shape.
+/// paths), is answered in the contract's shape; [`serve`] gives hyper's own answers to
+/// requests it cannot parse (400, 414, 431) the same shape.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::routes())
@@ -80,33 +75,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))
-        .layer(axum::middleware::from_fn(limit_headers))
         .with_state(state)
-}
-
-/// Answers 431 for a request with too many or too large headers, before routing.
-async fn limit_headers(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let headers = request.headers();
-    let bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if headers.len() > MAX_REQUEST_HEADERS || bytes > MAX_REQUEST_HEADER_BYTES {
-        return error::ApiError::new(
-            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            format!(
-                "a request may carry at most {MAX_REQUEST_HEADERS} headers of \
-                 {MAX_REQUEST_HEADER_BYTES} bytes in all"
-            ),
-        )
-        .into_response();
-    }
-    next.run(request).await
 }
 
 /// Serves the API on `listener` within `limits` until `shutdown` completes, then finishes

@@ -8,7 +8,13 @@
 //! - A connection that reads and writes nothing for [`ServeLimits::idle_timeout`] while a
 //!   request is open (a body trickled, an answer not read) is closed.
 //!
-//! Each request carries its peer address as `ConnectInfo<SocketAddr>`.
+//! - A request head may be at most [`MAX_HEAD_BYTES`], which bounds each connection's read
+//!   buffer.
+//!
+//! Each request carries its peer address as `ConnectInfo<SocketAddr>`. hyper answers a
+//! request it cannot parse itself (400, 414, 431), with an empty body; the connection's
+//! stream ([`Watched`]) writes those in the contract's error shape instead, since every
+//! error the router answers already has a body (`error::in_contract_shape`).
 
 use std::future::Future;
 use std::io;
@@ -28,10 +34,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
-/// Headers hyper parses in one request; the contract-shaped 431 for more than
-/// [`crate::MAX_REQUEST_HEADERS`] is answered by the router, so hyper's own (bodyless) one
-/// only meets heads beyond this.
-const HYPER_MAX_HEADERS: usize = 1024;
+/// The largest request head (request line and headers) read; beyond it, or beyond hyper's
+/// 100 headers, 431 `headers_too_large`.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The bounds on connections.
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +117,7 @@ async fn connection(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_headers(HYPER_MAX_HEADERS);
+        .max_header_size(MAX_HEAD_BYTES);
     let conn = http.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let mut shutting_down = false;
@@ -164,10 +169,14 @@ impl Activity {
     }
 }
 
-/// A stream that notes every read and write in its [`Activity`].
+/// A stream that notes every read and write in its [`Activity`], and writes hyper's bodyless
+/// error answers in the contract's shape.
 struct Watched {
     inner: TcpStream,
     activity: Activity,
+    /// A shaped answer being written in place of hyper's: its bytes, how many are written,
+    /// and the length of hyper's, reported as written once the shaped one is.
+    replacing: Option<(Vec<u8>, usize, usize)>,
 }
 
 impl Watched {
@@ -178,7 +187,29 @@ impl Watched {
                 opened: Instant::now(),
                 last_ms: Arc::default(),
             },
+            replacing: None,
         }
+    }
+
+    /// Writes `buf`, or the shaped answer that replaces it when it is hyper's own.
+    fn write_head(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Option<Poll<io::Result<usize>>> {
+        if self.replacing.is_none() {
+            let shaped = shaped_parse_error(buf)?;
+            self.replacing = Some((shaped, 0, buf.len()));
+        }
+        let (bytes, written, claimed) = self.replacing.as_mut()?;
+        while *written < bytes.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Some(Poll::Ready(Err(io::ErrorKind::WriteZero.into())))
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                other => return Some(other),
+            }
+        }
+        let claimed = *claimed;
+        self.replacing = None;
+        Some(Poll::Ready(Ok(claimed)))
     }
 
     /// Notes activity when `poll` made progress.
@@ -207,7 +238,10 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let poll = match self.write_head(cx, buf) {
+            Some(poll) => poll,
+            None => Pin::new(&mut self.inner).poll_write(cx, buf),
+        };
         self.noted(poll)
     }
 
@@ -216,7 +250,15 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        // hyper writes a bodyless answer's head as one buffer.
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        let poll = match self.write_head(cx, first) {
+            Some(poll) => poll,
+            None => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+        };
         self.noted(poll)
     }
 
@@ -230,5 +272,60 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The contract-shaped answer to write instead of `head`, when `head` is a whole response
+/// head of an error status with an empty body: one hyper wrote for a request it could not
+/// parse (the router's errors always have a body). The connection is closed after it, as
+/// hyper closes it.
+fn shaped_parse_error(head: &[u8]) -> Option<Vec<u8>> {
+    let rest = head.strip_prefix(b"HTTP/1.1 ")?;
+    let status = std::str::from_utf8(rest.get(..3)?)
+        .ok()?
+        .parse::<u16>()
+        .ok()?;
+    let status = axum::http::StatusCode::from_u16(status).ok()?;
+    let bodyless = head.ends_with(b"\r\n\r\n")
+        && head
+            .windows(b"\r\ncontent-length: 0\r\n".len())
+            .any(|w| w == b"\r\ncontent-length: 0\r\n");
+    if !(status.is_client_error() || status.is_server_error()) || !bodyless {
+        return None;
+    }
+    let body = crate::error::ApiError::for_status(status, "").json();
+    let mut shaped = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error"),
+        body.len()
+    )
+    .into_bytes();
+    shaped.extend(body);
+    Some(shaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bodyless_error_heads_are_shaped() {
+        let hypers =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let shaped = String::from_utf8(shaped_parse_error(hypers).unwrap()).unwrap();
+        assert!(shaped.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        let body: serde_json::Value =
+            serde_json::from_str(shaped.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["code"], "headers_too_large");
+        assert_eq!(body["status"], 431);
+        for kept in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 57\r\n\r\n",
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{\"code\"",
+            b"{\"code\":\"not_found\"}",
+        ] {
+            assert!(shaped_parse_error(kept).is_none());
+        }
     }
 }
