@@ -127,6 +127,33 @@ mod tests {
             .is_ok());
     }
 
+    #[tokio::test]
+    async fn no_more_hashes_run_at_once_than_allowed() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let g = LoginGuard::new(LoginLimits {
+            per_account_per_minute: 0,
+            per_address_per_minute: 0,
+            max_concurrent_hashes: 2,
+        });
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let hashes = (0..16).map(|_| {
+            let (g, running, most) = (g.clone(), running.clone(), most.clone());
+            tokio::spawn(async move {
+                g.hash(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            })
+        });
+        for hash in hashes.collect::<Vec<_>>() {
+            hash.await.unwrap().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn networks_keep_ipv4_and_cut_ipv6_to_64_bits() {
         let v4: IpAddr = "192.0.2.7".parse().unwrap();
