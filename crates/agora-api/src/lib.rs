@@ -4,11 +4,11 @@
 //!
 //! - [`AppState`]: what every handler shares: the store, the sender for synchronous test
 //!   deliveries, and the settings handlers need.
-//! - [`router`]: every route; [`serve`] runs it on a listener until shutdown.
+//! - [`router`]: every route; [`serve()`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
-//! - [`serve`]: the accept loop, with bounds on connections, header reads and silence.
+//! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
 //!
@@ -20,7 +20,7 @@ pub mod extract;
 pub mod login;
 pub mod pagination;
 pub mod ratelimit;
-pub mod serve;
+pub mod server;
 
 pub use routes::keys::check_abilities;
 mod routes;
@@ -62,7 +62,7 @@ pub struct AppState {
 }
 
 /// Every route of the API. Every error, the router's own included (405, 413, undecodable
-/// paths), is answered in the contract's shape; [`serve`] gives hyper's own answers to
+/// paths), is answered in the contract's shape; [`serve()`] gives hyper's own answers to
 /// requests it cannot parse (400, 414, 431) the same shape.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -83,8 +83,8 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    limits: serve::ServeLimits,
+    limits: server::ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve::serve(listener, router(state), limits, shutdown).await
+    server::serve(listener, router(state), limits, shutdown).await
 }

@@ -102,10 +102,9 @@ async fn commit_events(
     let allowed: Vec<Result<(), StoreError>> = callers
         .iter()
         .map(|events| {
-            let deliveries = subscribers.deliveries(events);
-            if deliveries <= max_deliveries {
+            let Some(deliveries) = subscribers.over(events, max_deliveries) else {
                 return Ok(());
-            }
+            };
             Err(StoreError::Limit(
                 Limit::DeliveriesPerRequest,
                 format!(

@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// The live key with this value, if any; notes its use. Only reads: the note is written
-    /// in the background (see [`KeyUses`]), so a request authenticates while the database
+    /// in the background (at most once a minute per key), so a request authenticates while the database
     /// cannot be written.
     pub async fn authenticate(&self, value: &str) -> Result<Option<ApiKey>, StoreError> {
         let digest = hash(value);

@@ -82,10 +82,14 @@ impl Subscribers {
         )
     }
 
-    /// How many deliveries `events` would queue: the limit on one request's work is checked
-    /// with this before anything is written.
-    pub fn deliveries(&self, events: &[(&Event, Option<&Routing>)]) -> usize {
-        events
+    /// How many deliveries `events` would queue, when that is more than `max`: the limit on
+    /// one request's work is checked with this before anything is written. Events are matched
+    /// only when every webhook wanting every event could go over `max`.
+    pub fn over(&self, events: &[(&Event, Option<&Routing>)], max: usize) -> Option<usize> {
+        if events.len().saturating_mul(self.0.len()) <= max {
+            return None;
+        }
+        let deliveries = events
             .iter()
             .map(|(event, routing)| {
                 self.0
@@ -93,7 +97,8 @@ impl Subscribers {
                     .filter(|s| s.wants(&event.event_type, *routing))
                     .count()
             })
-            .sum()
+            .sum();
+        (deliveries > max).then_some(deliveries)
     }
 
     /// Records `event` and queues it for every subscriber that wants it. Returns how many

@@ -147,7 +147,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         }),
         max_webhooks_per_key: config.max_webhooks_per_key,
     };
-    let serve_limits = agora_api::serve::ServeLimits {
+    let serve_limits = agora_api::server::ServeLimits {
         max_connections: limits.connections,
         header_read_timeout: config.header_read_timeout.0,
         idle_timeout: config.idle_timeout.0,

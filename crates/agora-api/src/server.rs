@@ -13,7 +13,7 @@
 //!
 //! Each request carries its peer address as `ConnectInfo<SocketAddr>`. hyper answers a
 //! request it cannot parse itself (400, 414, 431), with an empty body; the connection's
-//! stream ([`Watched`]) writes those in the contract's error shape instead, since every
+//! stream (`Watched`) writes those in the contract's error shape instead, since every
 //! error the router answers already has a body (`error::in_contract_shape`).
 
 use std::future::Future;
