@@ -1072,8 +1072,8 @@ fn humanize(d: Duration) -> String {
 
 /// Disables a webhook for a reason the system found: closes its queued deliveries and emits
 /// `webhook.disabled` to the webhooks subscribed to it that may hear of it (its owner's and
-/// admins'), in the caller's transaction. Does
-/// nothing if the webhook is already inactive, so concurrent callers emit one event.
+/// admins'), in the caller's transaction. Does nothing if the webhook is already inactive, so
+/// concurrent callers emit one event.
 pub(crate) async fn disable_webhook(
     tx: &mut Tx,
     webhook_id: &str,

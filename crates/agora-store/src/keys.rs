@@ -93,8 +93,8 @@ impl Store {
     }
 
     /// The live key with this value, if any; notes its use. Only reads: the note is written
-    /// in the background (at most once a minute per key), so a request authenticates while the database
-    /// cannot be written.
+    /// in the background (at most once a minute per key), so a request authenticates while
+    /// the database cannot be written.
     pub async fn authenticate(&self, value: &str) -> Result<Option<ApiKey>, StoreError> {
         let digest = hash(value);
         let row = sqlx::query(

@@ -231,7 +231,8 @@ impl Sender {
             // Every request in flight may go to the same host (many webhooks of one receiver):
             // idle connections up to the dispatcher's concurrency are kept, so none is closed
             // only to be opened again for the next delivery.
-            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
+            // Never more idle than may be in flight, so idle ones stay within the bound too.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST.min(config.max_in_flight.max(1)))
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_timer(TokioTimer::new())
             .build(connector);
