@@ -181,11 +181,12 @@ pub struct Config {
     pub max_deliveries_per_request: usize,
 
     /// Outgoing requests in flight at once, over every webhook; when unset, a share of the
-    /// process's open-file limit (see [`crate::limits`]).
+    /// process's open-file limit (half of what is left after a reserve for the database).
     #[arg(long, env = "AGORA_MAX_OUTGOING", value_parser = at_least_one())]
     pub max_outgoing: Option<usize>,
 
-    /// Open API connections at once; when unset, a share of the process's open-file limit.
+    /// Open API connections at once; when unset, a quarter of the process's open-file limit
+    /// left after a reserve for the database.
     #[arg(long, env = "AGORA_MAX_CONNECTIONS", value_parser = at_least_one())]
     pub max_connections: Option<usize>,
 
@@ -337,7 +338,15 @@ mod tests {
 
     #[test]
     fn the_dispatchers_counts_are_refused_below_one() {
-        for flag in ["--claim-batch", "--max-queued-per-webhook"] {
+        for flag in [
+            "--claim-batch",
+            "--max-queued-per-webhook",
+            "--max-webhooks-per-key",
+            "--max-deliveries-per-request",
+            "--max-outgoing",
+            "--max-connections",
+            "--max-concurrent-hashes",
+        ] {
             assert!(
                 Only::try_parse_from(["agora", flag, "0"]).is_err(),
                 "{flag} 0 was taken"
@@ -348,5 +357,18 @@ mod tests {
             .config;
         assert_eq!(config.claim_batch, 7);
         assert_eq!(config.max_queued_per_webhook, 2048);
+    }
+
+    #[test]
+    fn limits_left_unset_are_sized_from_the_file_limit_and_set_ones_win() {
+        let config = Only::try_parse_from(["agora", "--max-outgoing", "7"])
+            .expect("7 is a count")
+            .config;
+        let limits = config.limits();
+        assert_eq!(limits.outgoing, 7);
+        assert!(limits.connections >= 16 && limits.hashes >= 1);
+        assert_eq!(config.sender_config().max_in_flight, 7);
+        assert_eq!(config.max_webhooks_per_key, 100);
+        assert_eq!(config.max_deliveries_per_request, 10_000);
     }
 }
