@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use agora_store::StoreError;
+use agora_store::{Limit, StoreError};
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -38,12 +38,13 @@ impl ApiError {
         }
     }
 
-    /// 429: the key made more requests than its rate limit allows; try again in `seconds`.
-    pub fn rate_limited(seconds: u64) -> Self {
+    /// 429: the caller (`who`: "this API key", "this account", ...) went over a rate limit;
+    /// try again in `seconds`, also sent as `Retry-After`.
+    pub fn rate_limited(who: &str, seconds: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many requests for this API key; retry in {seconds} s"),
+            format!("too many requests for {who}; retry in {seconds} s"),
         );
         e.retry_after = Some(seconds);
         e
@@ -87,16 +88,49 @@ impl ApiError {
     pub fn code(&self) -> &str {
         self.code
     }
+
+    /// The body, `{"code","message","status"}`, as JSON text.
+    pub fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(&Body {
+            code: self.code,
+            message: &self.message,
+            status: self.status.as_u16(),
+        })
+        .expect("strings and a number serialize")
+    }
+
+    /// The error for a `status` answered without a body, by axum's rejections or hyper's
+    /// parser: a code named after the status, and `said` (the rejection's words) or the
+    /// status's reason as its message.
+    pub fn for_status(status: StatusCode, said: &str) -> Self {
+        let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+        let message = match said.trim() {
+            _ if status.is_server_error() => reason,
+            "" => reason,
+            said => said.to_owned(),
+        };
+        let code = match status.as_u16() {
+            404 => "not_found",
+            405 => "method_not_allowed",
+            408 => "request_timeout",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            431 => "headers_too_large",
+            500..=599 => "internal_error",
+            _ => "invalid_request",
+        };
+        Self::new(status, code, message)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            code: self.code,
-            message: &self.message,
-            status: self.status.as_u16(),
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let content_type = [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )];
+        let mut response = (self.status, content_type, self.json()).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -111,6 +145,12 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Conflict(m) => Self::conflict("conflict", m),
+            StoreError::Limit(Limit::WebhooksPerKey, m) => {
+                Self::conflict("webhook_quota_exceeded", m)
+            }
+            StoreError::Limit(Limit::DeliveriesPerRequest, m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_deliveries", m)
+            }
             StoreError::Unavailable { .. } => {
                 tracing::warn!(error = %Chain(&e), "storage unavailable");
                 Self::new(
@@ -141,3 +181,24 @@ impl std::fmt::Display for Chain<'_> {
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Puts an error answered without the contract's body (axum's and tower-http's rejections:
+/// 405 with no body, 413, a path segment that is not UTF-8, ...) into the error shape, keeping
+/// its status and headers (`Allow`, `Retry-After`). Answers already in JSON pass untouched.
+pub async fn in_contract_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // A rejection's text is a line; anything longer is not worth answering.
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let shaped = ApiError::for_status(status, &String::from_utf8_lossy(&text)).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.extend(shaped.headers().clone());
+    Response::from_parts(parts, shaped.into_body())
+}

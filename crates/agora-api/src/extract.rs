@@ -72,6 +72,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// The address a request came from (its TCP peer: behind a reverse proxy, the proxy's), when
+/// the server that accepted it recorded one.
+pub struct PeerAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(Self(peer))
+    }
+}
+
 /// Who sent a request: an API key (an integration, with explicit abilities) or a user
 /// signed in with a session token from `POST /v1/auth/login`.
 #[derive(Clone, Debug)]
@@ -205,6 +221,7 @@ impl FromRequestParts<AppState> for Caller {
         if value.starts_with(TOKEN_PREFIX) {
             let now = agora_core::time::now_ms();
             if let Some(session) = state.store.authenticate_session(value, now).await? {
+                state.rate_limiter.check_user(&session.user_id)?;
                 return Ok(Self {
                     principal: Principal::User(session),
                 });

@@ -4,9 +4,11 @@
 //!
 //! - [`AppState`]: what every handler shares: the store, the sender for synchronous test
 //!   deliveries, and the settings handlers need.
-//! - [`router`]: every route; [`serve`] runs it on a listener until shutdown.
+//! - [`router`]: every route; [`serve()`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
-//! - [`ratelimit`]: per-key request limits, checked when a request authenticates.
+//! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
+//! - [`login`]: login attempt limits and the bounded password hashing pool.
+//! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
 //!
@@ -15,8 +17,10 @@
 
 pub mod error;
 pub mod extract;
+pub mod login;
 pub mod pagination;
 pub mod ratelimit;
+pub mod server;
 
 pub use routes::keys::check_abilities;
 mod routes;
@@ -49,11 +53,17 @@ pub struct AppState {
     pub lease: Duration,
     /// How long an old secret keeps signing after a rotation.
     pub rotation_grace: Duration,
-    /// Requests per API key.
+    /// Requests per API key and per user with a session.
     pub rate_limiter: ratelimit::KeyRateLimiter,
+    /// Login attempts per account and address, and the password hashing pool.
+    pub login: login::LoginGuard,
+    /// Webhooks one non-admin API key may own.
+    pub max_webhooks_per_key: usize,
 }
 
-/// Every route of the API.
+/// Every route of the API. Every error, the router's own included (405, 413, undecodable
+/// paths), is answered in the contract's shape; [`serve()`] gives hyper's own answers to
+/// requests it cannot parse (400, 414, 431) the same shape.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::routes())
@@ -64,16 +74,17 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::forum::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::in_contract_shape))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes requests in flight.
+/// Serves the API on `listener` within `limits` until `shutdown` completes, then finishes
+/// requests in flight.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: server::ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router(state), limits, shutdown).await
 }

@@ -50,6 +50,7 @@ fn sender(receiver: &ScriptedReceiver, schedule: &str) -> Sender {
             jitter: 0.0,
             ..RetryPolicy::default()
         },
+        max_in_flight: 64,
     })
     .expect("a client")
     .answered_by(receiver.clone())

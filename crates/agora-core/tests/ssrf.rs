@@ -21,6 +21,7 @@ fn sender(allow_private: bool, lookup: StaticLookup) -> Sender {
             forum_name: "test".into(),
             targets: TargetPolicy { allow_private },
             retry: RetryPolicy::default(),
+            max_in_flight: 64,
         },
         Arc::new(lookup),
     )

@@ -26,6 +26,9 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+    /// The change would go over a limit of the settings; nothing was changed.
+    #[error("{1}")]
+    Limit(Limit, String),
     /// Start-up settings are wrong.
     #[error("{reason}")]
     Config {
@@ -44,6 +47,15 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+}
+
+/// Which limit a refused change would have gone over, so the API can name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The webhooks one API key may own.
+    WebhooksPerKey,
+    /// The deliveries one request may create.
+    DeliveriesPerRequest,
 }
 
 impl StoreError {

@@ -92,7 +92,9 @@ impl Store {
         Ok(key)
     }
 
-    /// The live key with this value, if any; notes its use.
+    /// The live key with this value, if any; notes its use. Only reads: the note is written
+    /// in the background (at most once a minute per key), so a request authenticates while
+    /// the database cannot be written.
     pub async fn authenticate(&self, value: &str) -> Result<Option<ApiKey>, StoreError> {
         let digest = hash(value);
         let row = sqlx::query(
@@ -107,15 +109,33 @@ impl Store {
             return Ok(None);
         }
         let key = from_row(&row)?;
-        let now = now_ms();
-        if key.last_used_at.is_none_or(|t| now - t > 60_000) {
-            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(&key.id)
-                .execute(&self.write)
-                .await?;
-        }
+        self.note_use(&key);
         Ok(Some(key))
+    }
+
+    /// Writes `key`'s `last_used_at` in a task of its own, when neither the database nor this
+    /// process noted a use in the last minute. A failed write is only logged: the next use
+    /// after a minute tries again.
+    fn note_use(&self, key: &ApiKey) {
+        let now = now_ms();
+        if key
+            .last_used_at
+            .is_some_and(|t| now - t <= USE_NOTED_EVERY_MS)
+            || !self.key_uses.claim(&key.id, now)
+        {
+            return;
+        }
+        let (write, id) = (self.write.clone(), key.id.clone());
+        tokio::spawn(async move {
+            let noted = sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&id)
+                .execute(&write)
+                .await;
+            if let Err(e) = noted {
+                tracing::debug!(key = %id, error = %e, "could not note an API key's use");
+            }
+        });
     }
 
     /// How many keys were ever made, to know whether this is the first start.
@@ -138,21 +158,66 @@ impl Store {
         .collect()
     }
 
-    /// Revokes a key; it stops working at once.
-    pub async fn revoke_key(&self, id: &str) -> Result<(), StoreError> {
-        let done = self
-            .execute_durably(
-                sqlx::query(
-                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                )
+    /// Revokes a key; it stops working at once. In the same transaction its active webhooks
+    /// are disabled (`disabled_reason` says why, `webhook.disabled` goes to admins' webhooks
+    /// that subscribe to it): nothing keeps flowing to a receiver its revoked owner chose. An
+    /// admin may re-enable them. Answers how many were disabled.
+    pub async fn revoke_key(&self, id: &str) -> Result<usize, StoreError> {
+        let mut tx = self.begin_publication().await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
-                .bind(id),
-            )
-            .await?;
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        let webhooks: Vec<String> = sqlx::query(
+            "SELECT id FROM webhooks WHERE owner_key_id = $1 AND status = 'active' ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        for webhook in &webhooks {
+            crate::deliveries::disable_webhook(
+                &mut tx,
+                webhook,
+                "the API key that owns it was revoked",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(webhooks.len())
+    }
+}
+
+/// How often a key's use is written at most.
+const USE_NOTED_EVERY_MS: i64 = 60_000;
+
+/// The last time this process noted each key's use: one small entry per key that made a
+/// request (keys are made by an admin, so they are few).
+#[derive(Clone, Default)]
+pub(crate) struct KeyUses(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>);
+
+impl KeyUses {
+    /// Whether a note of `key_id`'s use at `now` is due (and, if so, takes the turn).
+    fn claim(&self, key_id: &str, now: i64) -> bool {
+        let mut uses = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match uses.get_mut(key_id) {
+            Some(last) if now - *last <= USE_NOTED_EVERY_MS => false,
+            Some(last) => {
+                *last = now;
+                true
+            }
+            None => {
+                uses.insert(key_id.to_owned(), now);
+                true
+            }
+        }
     }
 }
 

@@ -44,7 +44,7 @@ use agora_core::dispatcher::{Handoff, Waker};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
-pub use self::error::StoreError;
+pub use self::error::{Limit, StoreError};
 pub use self::publication::Publication;
 
 /// A transaction on either engine.
@@ -113,6 +113,9 @@ pub struct StoreOptions {
     pub auto_disable_after: Duration,
     /// PostgreSQL: connections per node.
     pub pool_size: u32,
+    /// Deliveries one published event or batch may create; more is refused whole
+    /// ([`StoreError::Limit`]), so one request cannot hold the writer for seconds.
+    pub max_deliveries_per_request: usize,
 }
 
 impl Default for StoreOptions {
@@ -122,6 +125,7 @@ impl Default for StoreOptions {
             auto_disable_failures: 50,
             auto_disable_after: Duration::from_secs(5 * 24 * 3600),
             pool_size: 16,
+            max_deliveries_per_request: 10_000,
         }
     }
 }
@@ -146,6 +150,9 @@ pub struct Store {
     /// Custom event type names known to exist. Types are never deleted, so a name seen once
     /// stays valid on every node; a miss reloads from the database.
     known_types: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// When each API key's use was last noted (unix ms), so a key's `last_used_at` is written
+    /// at most once a minute, off the request's path.
+    key_uses: keys::KeyUses,
     /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
     secrets: Option<secretbox::SecretBox>,
     /// SQLite: its single writer, and the thread the dispatcher's and the publishers' write
@@ -194,9 +201,11 @@ impl Store {
                             waker: waker.clone(),
                             leasing: leasing.clone(),
                         },
+                        options.max_deliveries_per_request,
                         &engine.thread.handle(),
                     ),
                     known_types: Arc::default(),
+                    key_uses: keys::KeyUses::default(),
                     write,
                     read,
                     backend,
@@ -226,9 +235,11 @@ impl Store {
                             waker: waker.clone(),
                             leasing: leasing.clone(),
                         },
+                        options.max_deliveries_per_request,
                         &tokio::runtime::Handle::current(),
                     ),
                     known_types: Arc::default(),
+                    key_uses: keys::KeyUses::default(),
                     write: pool.clone(),
                     read: pool,
                     backend,

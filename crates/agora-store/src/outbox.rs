@@ -59,8 +59,12 @@ pub(crate) struct Subscribers(Vec<Subscriber>);
 impl Subscribers {
     /// Loads the active webhooks as the transaction sees them.
     pub(crate) async fn load(tx: &mut Tx) -> Result<Self, StoreError> {
-        let hooks: Vec<Webhook> = Store::active_webhooks(tx).await?;
-        Ok(Self(
+        Ok(Self::of(Store::active_webhooks(tx).await?))
+    }
+
+    /// Matches events against these webhooks.
+    fn of(hooks: Vec<Webhook>) -> Self {
+        Self(
             hooks
                 .into_iter()
                 .map(|w| Subscriber {
@@ -73,7 +77,26 @@ impl Subscribers {
                     id: w.id,
                 })
                 .collect(),
-        ))
+        )
+    }
+
+    /// How many deliveries `events` would queue, when that is more than `max`: the limit on
+    /// one request's work is checked with this before anything is written. Events are matched
+    /// only when every webhook wanting every event could go over `max`.
+    pub(crate) fn over(&self, events: &[(&Event, Option<&Routing>)], max: usize) -> Option<usize> {
+        if events.len().saturating_mul(self.0.len()) <= max {
+            return None;
+        }
+        let deliveries = events
+            .iter()
+            .map(|(event, routing)| {
+                self.0
+                    .iter()
+                    .filter(|s| s.wants(&event.event_type, *routing))
+                    .count()
+            })
+            .sum();
+        (deliveries > max).then_some(deliveries)
     }
 
     /// Records many events and their deliveries with a few multi-row statements. With
@@ -194,17 +217,16 @@ pub(crate) struct Published {
     pub handed: Vec<(LeasedDelivery, Reservation)>,
 }
 
-/// Records `event` and queues it for every active webhook that wants it, in a transaction the
-/// store runs itself (the recorder's, which disables webhooks): what every caller outside the
-/// store does through a [`Publication`](crate::Publication).
-pub(crate) async fn publish(
+/// Records an operational event about something `owner` (an API key id) owns, queued only for
+/// the webhooks that may hear of it: the owner's own, admin keys' and the operator's. Another
+/// tenant's webhook never learns of it, whatever it subscribes to.
+pub(crate) async fn publish_operational(
     tx: &mut Tx,
     event: &Event,
-    routing: Option<&Routing>,
+    owner: Option<&str>,
 ) -> Result<usize, StoreError> {
-    let published = Subscribers::load(tx)
-        .await?
-        .publish_many(tx, &[(event, routing)], None)
+    let published = Subscribers::of(Store::active_webhooks_seen_by(tx, owner).await?)
+        .publish_many(tx, &[(event, None)], None)
         .await?;
     Ok(published.counts[0])
 }

@@ -85,17 +85,21 @@ impl Publication {
         &mut self,
         events: &[(&Event, Option<&Routing>)],
     ) -> Result<Vec<usize>, StoreError> {
-        let subscribers = match self.subscribers.take() {
-            Some(loaded) => loaded,
-            None => Subscribers::load(&mut self.tx).await?,
-        };
+        self.subscribers().await?;
+        let subscribers = self.subscribers.as_ref().expect("loaded just now");
         let published = subscribers
             .publish_many(&mut self.tx, events, Some(&self.publisher.leasing))
-            .await;
-        self.subscribers = Some(subscribers);
-        let published = published?;
+            .await?;
         self.handed.extend(published.handed);
         Ok(published.counts)
+    }
+
+    /// The active webhooks as this transaction sees them, loaded once.
+    pub(crate) async fn subscribers(&mut self) -> Result<&Subscribers, StoreError> {
+        if self.subscribers.is_none() {
+            self.subscribers = Some(Subscribers::load(&mut self.tx).await?);
+        }
+        Ok(self.subscribers.as_ref().expect("loaded just now"))
     }
 
     /// Records `event` for one webhook only, leased to this node as its first attempt until

@@ -7,7 +7,8 @@ use sqlx::Row;
 
 use crate::deliveries::close_queued;
 use crate::secretbox::StoredSecret;
-use crate::{placeholders, Store, StoreError, Tx};
+use crate::{placeholders, Limit, Store, StoreError, Tx};
+use agora_core::dispatcher::redacted;
 use agora_core::time::to_rfc3339;
 
 /// Restricts thread and post events to some categories or tags; empty lists restrict nothing.
@@ -72,14 +73,16 @@ pub struct Webhook {
 }
 
 /// The webhook as the API shows it and as `webhook.*` events carry it: everything but secrets.
+/// Custom header values whose names suggest a credential are write-only: shown as
+/// `[redacted]` (and a value given back as `[redacted]` keeps the stored one).
 #[derive(Serialize)]
 pub struct WebhookView<'a> {
     id: &'a str,
     name: &'a Option<String>,
     description: &'a Option<String>,
-    url: &'a str,
+    url: std::borrow::Cow<'a, str>,
     events: &'a [String],
-    headers: &'a BTreeMap<String, String>,
+    headers: BTreeMap<&'a str, &'a str>,
     retry_count: i64,
     timeout_ms: i64,
     status: &'a str,
@@ -93,15 +96,19 @@ pub struct WebhookView<'a> {
 }
 
 impl Webhook {
-    /// The public view.
+    /// The view its owner (or an admin) is answered: credential-bearing header values redacted.
     pub fn view(&self) -> WebhookView<'_> {
         WebhookView {
             id: &self.id,
             name: &self.name,
             description: &self.description,
-            url: &self.url,
+            url: std::borrow::Cow::Borrowed(&self.url),
             events: &self.events,
-            headers: &self.headers,
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), redacted(name, value)))
+                .collect(),
             retry_count: self.retry_count,
             timeout_ms: self.timeout_ms,
             status: &self.status,
@@ -115,10 +122,42 @@ impl Webhook {
         }
     }
 
+    /// The view operational events (`webhook.disabled`) carry: besides [`Webhook::view`], every
+    /// custom header value and the URL's query values are redacted, as a URL's `?token=` is
+    /// often a credential and events are kept in the event history.
+    pub fn event_view(&self) -> WebhookView<'_> {
+        let mut view = self.view();
+        view.headers.values_mut().for_each(|v| *v = REDACTED);
+        view.url = std::borrow::Cow::Owned(redact_query(&self.url));
+        view
+    }
+
     /// Whether the webhook is `active`.
     pub fn is_active(&self) -> bool {
         self.status == "active"
     }
+}
+
+/// What a write-only value is shown as.
+pub const REDACTED: &str = "[redacted]";
+
+/// `url` with the values of its query string redacted (and any user information, which a
+/// webhook URL never has), or the URL as it is when it does not parse.
+fn redact_query(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if parsed.query().is_some() {
+        let names: Vec<String> = parsed
+            .query_pairs()
+            .map(|(name, _)| name.into_owned())
+            .collect();
+        parsed
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name.as_str(), REDACTED)));
+    }
+    parsed.to_string()
 }
 
 const COLUMNS: &str = "id, owner_key_id, name, description, url, events, secret, previous_secret, \
@@ -174,15 +213,45 @@ pub enum Owner<'a> {
 }
 
 impl Store {
-    /// Stores a new webhook.
-    pub async fn insert_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+    /// Stores a new webhook; with a `quota`, only while its owner key has fewer webhooks
+    /// ([`Limit::WebhooksPerKey`] otherwise). The key's row is locked first (a no-op update),
+    /// so concurrent creations by one key on PostgreSQL count one after the other; SQLite has
+    /// one writer.
+    pub async fn insert_webhook(
+        &self,
+        w: &Webhook,
+        quota: Option<usize>,
+    ) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO webhooks ({COLUMNS}) VALUES ({})",
             placeholders(1, 22)
         );
         let sealed = self.sealed_secrets(w)?;
-        self.execute_durably(bind_all(sqlx::query(&sql), w, sealed))
+        let mut tx = self.begin().await?;
+        if let (Some(quota), Some(owner)) = (quota, &w.owner_key_id) {
+            sqlx::query("UPDATE api_keys SET name = name WHERE id = $1")
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+            let owned: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE owner_key_id = $1")
+                    .bind(owner)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+            if owned >= quota as i64 {
+                return Err(StoreError::Limit(
+                    Limit::WebhooksPerKey,
+                    format!(
+                        "this API key already has {owned} webhooks, its quota; delete one first"
+                    ),
+                ));
+            }
+        }
+        bind_all(sqlx::query(&sql), w, sealed)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -315,6 +384,26 @@ impl Store {
             .map(|p| self.seal_secret(&w.id, p))
             .transpose()?;
         Ok((secret, previous))
+    }
+
+    /// Active webhooks that may hear about something `owner` (an API key id) owns: its own,
+    /// admin keys', and the operator's (those with no key).
+    pub(crate) async fn active_webhooks_seen_by(
+        tx: &mut Tx,
+        owner: Option<&str>,
+    ) -> Result<Vec<Webhook>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE status = 'active' AND (owner_key_id IS NULL \
+             OR owner_key_id = $1 OR owner_key_id IN (SELECT id FROM api_keys \
+             WHERE revoked_at IS NULL AND abilities LIKE '%\"admin\"%'))"
+        );
+        sqlx::query(&sql)
+            .bind(owner)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
     }
 
     /// Active webhooks, for matching events to subscriptions.

@@ -171,6 +171,49 @@ pub struct Config {
     #[arg(long, env = "AGORA_RATE_LIMIT_BURST", default_value = "2000")]
     pub rate_limit_burst: u32,
 
+    /// Webhooks one API key may own (admin keys are not limited).
+    #[arg(long, env = "AGORA_MAX_WEBHOOKS_PER_KEY", default_value = "100", value_parser = at_least_one())]
+    pub max_webhooks_per_key: usize,
+
+    /// Deliveries one request may create (its events times the webhooks each matches); a
+    /// publish over it is refused whole, so one request cannot hold the writer for long.
+    #[arg(long, env = "AGORA_MAX_DELIVERIES_PER_REQUEST", default_value = "10000", value_parser = at_least_one())]
+    pub max_deliveries_per_request: usize,
+
+    /// Outgoing requests in flight at once, over every webhook; when unset, a share of the
+    /// process's open-file limit (half of what is left after a reserve for the database).
+    #[arg(long, env = "AGORA_MAX_OUTGOING", value_parser = at_least_one())]
+    pub max_outgoing: Option<usize>,
+
+    /// Open API connections at once; when unset, a quarter of the process's open-file limit
+    /// left after a reserve for the database.
+    #[arg(long, env = "AGORA_MAX_CONNECTIONS", value_parser = at_least_one())]
+    pub max_connections: Option<usize>,
+
+    /// How long a connection may take to send a request's headers, counted from when it is
+    /// ready for one (a new connection, or a kept-alive one after its last answer).
+    #[arg(long, env = "AGORA_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: HumanDuration,
+
+    /// How long a connection may read and write nothing while a request is open (a body sent
+    /// too slowly, an answer not read) before it is closed.
+    #[arg(long, env = "AGORA_IDLE_TIMEOUT", default_value = "60s")]
+    pub idle_timeout: HumanDuration,
+
+    /// Login attempts a minute for one account (also the burst; 0: unlimited).
+    #[arg(long, env = "AGORA_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value = "10")]
+    pub login_attempts_per_account: u32,
+
+    /// Login attempts a minute from one address (an IPv6 /64 counts as one; also the burst;
+    /// 0: unlimited).
+    #[arg(long, env = "AGORA_LOGIN_ATTEMPTS_PER_ADDRESS", default_value = "60")]
+    pub login_attempts_per_address: u32,
+
+    /// Password hashes computed at once (each holds about 19 MiB); when unset, the number of
+    /// CPUs.
+    #[arg(long, env = "AGORA_MAX_CONCURRENT_HASHES", value_parser = at_least_one())]
+    pub max_concurrent_hashes: Option<usize>,
+
     /// The admin key to create on first start (`AGORA_ADMIN_KEY`); never printed.
     #[arg(skip = std::env::var("AGORA_ADMIN_KEY").ok().filter(|k| !k.is_empty()).map(Redacted))]
     pub admin_key: Option<Redacted>,
@@ -237,6 +280,7 @@ impl Config {
             auto_disable_failures: self.auto_disable_failures.max(1),
             auto_disable_after: self.auto_disable_after.0,
             pool_size: self.database_pool_size,
+            max_deliveries_per_request: self.max_deliveries_per_request,
         }
     }
 
@@ -246,6 +290,21 @@ impl Config {
             forum_name: self.forum_name(),
             targets: self.target_policy(),
             retry: self.retry_policy(),
+            max_in_flight: self.limits().outgoing,
+        }
+    }
+
+    /// The bounds on file descriptors and memory that follow from these settings and the
+    /// process's limits.
+    pub fn limits(&self) -> crate::limits::Limits {
+        let sized = crate::limits::Limits::from_open_files(
+            crate::limits::open_file_limit(),
+            self.database_pool_size as usize,
+        );
+        crate::limits::Limits {
+            outgoing: self.max_outgoing.unwrap_or(sized.outgoing),
+            connections: self.max_connections.unwrap_or(sized.connections),
+            hashes: self.max_concurrent_hashes.unwrap_or(sized.hashes),
         }
     }
 
@@ -278,7 +337,15 @@ mod tests {
 
     #[test]
     fn the_dispatchers_counts_are_refused_below_one() {
-        for flag in ["--claim-batch", "--max-queued-per-webhook"] {
+        for flag in [
+            "--claim-batch",
+            "--max-queued-per-webhook",
+            "--max-webhooks-per-key",
+            "--max-deliveries-per-request",
+            "--max-outgoing",
+            "--max-connections",
+            "--max-concurrent-hashes",
+        ] {
             assert!(
                 Only::try_parse_from(["agora", flag, "0"]).is_err(),
                 "{flag} 0 was taken"
@@ -289,5 +356,18 @@ mod tests {
             .config;
         assert_eq!(config.claim_batch, 7);
         assert_eq!(config.max_queued_per_webhook, 2048);
+    }
+
+    #[test]
+    fn limits_left_unset_are_sized_from_the_file_limit_and_set_ones_win() {
+        let config = Only::try_parse_from(["agora", "--max-outgoing", "7"])
+            .expect("7 is a count")
+            .config;
+        let limits = config.limits();
+        assert_eq!(limits.outgoing, 7);
+        assert!(limits.connections >= 16 && limits.hashes >= 1);
+        assert_eq!(config.sender_config().max_in_flight, 7);
+        assert_eq!(config.max_webhooks_per_key, 100);
+        assert_eq!(config.max_deliveries_per_request, 10_000);
     }
 }

@@ -4,12 +4,14 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
+//! - [`limits`]: bounds on connections and hashing sized from the process's file limit.
 //! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
 //! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
 pub mod config;
+pub mod limits;
 mod maintenance;
 pub mod presence;
 pub mod secret_key;
@@ -118,6 +120,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     }
     let bootstrap_admin_key = bootstrap_admin_key(&store, &config).await?;
 
+    let limits = config.limits();
+    tracing::info!(
+        outgoing = limits.outgoing,
+        connections = limits.connections,
+        hashes = limits.hashes,
+        "bounds on requests in flight, connections and password hashes"
+    );
     let sender = Sender::new(config.sender_config()).context("failed to build the HTTP client")?;
     let dispatcher_config = DispatcherConfig {
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
@@ -140,6 +149,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             config.rate_limit_per_second,
             config.rate_limit_burst,
         ),
+        login: agora_api::login::LoginGuard::new(agora_api::login::LoginLimits {
+            per_account_per_minute: config.login_attempts_per_account,
+            per_address_per_minute: config.login_attempts_per_address,
+            max_concurrent_hashes: limits.hashes,
+        }),
+        max_webhooks_per_key: config.max_webhooks_per_key,
+    };
+    let serve_limits = agora_api::server::ServeLimits {
+        max_connections: limits.connections,
+        header_read_timeout: config.header_read_timeout.0,
+        idle_timeout: config.idle_timeout.0,
     };
 
     let shutdown = CancellationToken::new();
@@ -161,9 +181,14 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     background.close();
     let addr = listener.local_addr().context("listener has no address")?;
     let api_shutdown = shutdown.clone();
-    let api = tokio::spawn(agora_api::serve(listener, state, async move {
-        api_shutdown.cancelled().await;
-    }));
+    let api = tokio::spawn(agora_api::serve(
+        listener,
+        state,
+        serve_limits,
+        async move {
+            api_shutdown.cancelled().await;
+        },
+    ));
     tracing::info!(%addr, backend = ?store.backend(), "agora is serving");
     Ok(Running {
         addr,

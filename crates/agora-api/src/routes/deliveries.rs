@@ -106,6 +106,16 @@ async fn redeliver(
 ) -> ApiResult<impl IntoResponse> {
     caller.require("webhooks:write")?;
     let (delivery, _) = load_delivery(&state, &caller, &id).await?;
+    // An inactive webhook receives nothing, a redelivery included (as `recover` answers).
+    if !load(&state, &caller, &delivery.webhook_id)
+        .await?
+        .is_active()
+    {
+        return Err(ApiError::conflict(
+            "webhook_inactive",
+            "the webhook is inactive; set status to active first",
+        ));
+    }
     match state.store.redeliver(&delivery.id).await {
         Err(StoreError::Conflict(m)) => return Err(ApiError::conflict("delivery_in_flight", m)),
         other => other?,

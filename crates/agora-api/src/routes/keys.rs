@@ -109,6 +109,8 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl I
     Ok(axum::Json(json!({"data": data, "next_cursor": null})))
 }
 
+/// Revokes a key at once, and disables its webhooks in the same transaction (see
+/// [`agora_store::Store::revoke_key`]).
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,6 +119,6 @@ async fn revoke(
     caller.require("admin")?;
     match state.store.revoke_key(&id).await {
         Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
-        other => other.map(|()| StatusCode::NO_CONTENT).map_err(Into::into),
+        other => other.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),
     }
 }

@@ -18,7 +18,7 @@ use agora_core::subscription::EventPattern;
 use agora_core::target::TargetError;
 use agora_core::time::{now_ms, parse_rfc3339};
 use agora_store::secretbox::StoredSecret;
-use agora_store::webhooks::{Webhook, WebhookFilter};
+use agora_store::webhooks::{Webhook, WebhookFilter, REDACTED};
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
@@ -112,7 +112,8 @@ async fn create(
         failure_streak: 0,
     };
     apply(&state, &caller, &mut w, input, Mode::Create).await?;
-    state.store.insert_webhook(&w).await?;
+    let quota = (!caller.is_admin()).then_some(state.max_webhooks_per_key);
+    state.store.insert_webhook(&w, quota).await?;
     Ok((StatusCode::CREATED, axum::Json(with_secret(&w))))
 }
 
@@ -360,7 +361,9 @@ async fn apply(
         w.description = check_text("description", input.description, 2000)?;
     }
     if full || input.headers.is_some() {
-        w.headers = check_headers(input.headers.unwrap_or_default())?;
+        let mut headers = input.headers.unwrap_or_default();
+        keep_write_only_values(&mut headers, &w.headers);
+        w.headers = check_headers(headers)?;
     }
     if let Some(n) = input.retry_count.or(full.then_some(10)) {
         if !(0..=10).contains(&n) {
@@ -490,6 +493,24 @@ fn check_text(field: &str, value: Option<String>, max: usize) -> ApiResult<Optio
     }
 }
 
+/// Header values are write-only where they carry credentials: they are shown as
+/// `[redacted]`, so a webhook read and sent back keeps the values it had.
+fn keep_write_only_values(given: &mut BTreeMap<String, String>, stored: &BTreeMap<String, String>) {
+    for (name, value) in given.iter_mut() {
+        if value == REDACTED {
+            if let Some(kept) = stored.get(name) {
+                value.clone_from(kept);
+            }
+        }
+    }
+}
+
+/// The longest custom header name accepted.
+const MAX_HEADER_NAME: usize = 256;
+
+/// The longest category id or tag a filter may list.
+const MAX_FILTER_ITEM: usize = 200;
+
 fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     if headers.len() > 20 {
         return Err(ApiError::invalid(
@@ -498,6 +519,12 @@ fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String
         ));
     }
     for (name, value) in &headers {
+        if name.len() > MAX_HEADER_NAME {
+            return Err(ApiError::invalid(
+                "invalid_header",
+                format!("a header name may have at most {MAX_HEADER_NAME} characters"),
+            ));
+        }
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(ApiError::invalid(
                 "invalid_header",
@@ -526,6 +553,19 @@ fn check_filter(filter: Option<WebhookFilter>) -> ApiResult<Option<WebhookFilter
             "invalid_filter",
             "filter lists at most 100 categories and 100 tags",
         )),
+        Some(f)
+            if f.category_ids
+                .iter()
+                .chain(&f.tags)
+                .any(|item| item.is_empty() || item.chars().count() > MAX_FILTER_ITEM) =>
+        {
+            Err(ApiError::invalid(
+                "invalid_filter",
+                format!(
+                    "each category id and tag in a filter has 1 to {MAX_FILTER_ITEM} characters"
+                ),
+            ))
+        }
         Some(f) if f.category_ids.is_empty() && f.tags.is_empty() => Ok(None),
         other => Ok(other),
     }

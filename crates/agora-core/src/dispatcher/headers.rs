@@ -92,8 +92,9 @@ impl Default for RecordedHeaders {
     }
 }
 
-/// A custom header's value as recorded: kept, unless the name suggests a credential.
-fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
+/// A custom header's value as recorded, listed and carried in events: kept, unless the name
+/// suggests a credential (such values are write-only).
+pub fn redacted<'a>(name: &str, value: &'a str) -> &'a str {
     let lower = name.to_ascii_lowercase();
     let credential = [
         "auth",

@@ -58,7 +58,7 @@ use self::batch::{Attempts, BatchStart};
 use self::claim::{take_handed, ClaimLoop};
 use self::handoff::Handed;
 pub use self::handoff::{Handoff, Holding, Reservation};
-pub use self::headers::{derived_headers, RecordedHeaders};
+pub use self::headers::{derived_headers, redacted, RecordedHeaders};
 pub use self::held::Lease;
 use self::held::{keep_leases, Held, Keeper};
 use self::limiter::Limiter;

@@ -11,6 +11,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::Semaphore;
 
 use super::headers::{derived_headers, RecordedHeaders};
 use super::queue::{AttemptRecord, ClaimedDelivery, NextState};
@@ -80,6 +81,10 @@ pub struct Sender {
     /// Answers in place of the network, when set (`scripted.rs`).
     #[cfg(any(test, feature = "test-util"))]
     pub(super) scripted: Option<super::scripted::ScriptedReceiver>,
+    /// One permit per request in flight, shared by every clone (the dispatcher's and the
+    /// API's test deliveries): however many webhooks hang, outgoing sockets stay bounded and
+    /// the API and the database keep their file descriptors.
+    in_flight: Arc<Semaphore>,
 }
 
 /// The settings a [`Sender`] is built from.
@@ -91,6 +96,9 @@ pub struct SenderConfig {
     pub targets: TargetPolicy,
     /// When to retry.
     pub retry: RetryPolicy,
+    /// Requests in flight at once, over every webhook (each holds at most one connection);
+    /// an attempt beyond it waits for a place before its timeout starts.
+    pub max_in_flight: usize,
 }
 
 impl Sender {
@@ -124,7 +132,8 @@ impl Sender {
             // Every request in flight may go to the same host (many webhooks of one receiver):
             // idle connections up to the dispatcher's concurrency are kept, so none is closed
             // only to be opened again for the next delivery.
-            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
+            // Never more idle than may be in flight, so idle ones stay within the bound too.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST.min(config.max_in_flight.max(1)))
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_timer(TokioTimer::new())
             .build(connector);
@@ -136,6 +145,7 @@ impl Sender {
             targets: config.targets,
             #[cfg(any(test, feature = "test-util"))]
             scripted: None,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         })
     }
 
@@ -162,6 +172,13 @@ impl Sender {
 
     /// As [`Sender::attempt`], to `target`, which [`Sender::target`] made of the delivery's URL.
     pub async fn attempt_to(&self, delivery: &ClaimedDelivery, target: &Target) -> AttemptRecord {
+        // Taken before the attempt starts (its timestamp and timeout), so a wait for a place
+        // is never counted against the receiver. The semaphore is never closed: a permit
+        // always comes. A refused target connects to nothing and needs none.
+        let _permit = match target {
+            Ok(_) => self.in_flight.acquire().await.ok(),
+            Err(_) => None,
+        };
         let started_at = now_ms();
         let body = delivery.webhook.format.body(&delivery.body, &self.forum);
         let mut headers = self.own_headers(delivery, started_at, &body);
@@ -281,7 +298,15 @@ impl Sender {
         }
         #[cfg(any(test, feature = "test-util"))]
         if let Some(receiver) = &self.scripted {
-            return receiver.answer(request).await.map_err(SendError::Scripted);
+            let (status, retry_after, excerpt) = receiver
+                .answer(request)
+                .await
+                .map_err(SendError::Scripted)?;
+            return Ok(Answer {
+                status,
+                retry_after,
+                excerpt,
+            });
         }
         let response = self.client.request(request).await?;
         let status = response.status().as_u16();

@@ -28,6 +28,7 @@ use sqlx::Row;
 pub(crate) use self::claim::skipping;
 pub(crate) use self::load::leased;
 pub use self::log::{Attempt, Delivery, DeliveryFilter};
+pub(crate) use self::record::disable_webhook;
 pub(crate) use self::state::close_queued;
 use self::state::give_back_where;
 pub use self::state::Status;

@@ -353,9 +353,14 @@ fn humanize(d: Duration) -> String {
 }
 
 /// Disables a webhook for a reason the system found: closes its queued deliveries and emits
-/// `webhook.disabled` to the webhooks subscribed to it, in the caller's transaction. Does
-/// nothing if the webhook is already inactive, so concurrent callers emit one event.
-async fn disable_webhook(tx: &mut Tx, webhook_id: &str, reason: &str) -> Result<(), StoreError> {
+/// `webhook.disabled` to the webhooks subscribed to it that may hear of it (its owner's and
+/// admins'), in the caller's transaction. Does nothing if the webhook is already inactive, so
+/// concurrent callers emit one event.
+pub(crate) async fn disable_webhook(
+    tx: &mut Tx,
+    webhook_id: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE webhooks SET status = 'inactive', disabled_reason = $1, updated_at = $2 \
          WHERE id = $3 AND status = 'active'",
@@ -372,8 +377,8 @@ async fn disable_webhook(tx: &mut Tx, webhook_id: &str, reason: &str) -> Result<
     let webhook = Store::webhook_in(tx, webhook_id).await?;
     let event = Event::new(
         EventType::parse("webhook.disabled").expect("a valid name"),
-        serde_json::to_value(webhook.view()).expect("webhooks serialize"),
+        serde_json::to_value(webhook.event_view()).expect("webhooks serialize"),
     );
-    crate::outbox::publish(tx, &event, None).await?;
+    crate::outbox::publish_operational(tx, &event, webhook.owner_key_id.as_deref()).await?;
     Ok(())
 }

@@ -148,6 +148,21 @@ pub fn client_for(addr: SocketAddr) -> TestApp {
     }
 }
 
+/// Creates an API key with `abilities` using the admin key; answers its id and value.
+pub async fn make_key(app: &TestApp, abilities: Value) -> (String, String) {
+    let a = app
+        .post(
+            "/v1/api-keys",
+            json!({"name": "test", "abilities": abilities}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    (
+        a.body["id"].as_str().unwrap().to_owned(),
+        a.body["key"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// A JSON answer: status and body.
 #[derive(Debug)]
 pub struct Answer {

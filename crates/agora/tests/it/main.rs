@@ -14,4 +14,5 @@ mod reliability;
 mod security;
 mod security_binary;
 mod signatures;
+mod tenancy;
 mod webhooks_api;

@@ -19,7 +19,7 @@ use agora_store::forum::{follows, presence, users as rows};
 
 use super::{acting_user, check_id, found, id_cursor, invalid, prefix, publish};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{optional_body, Caller, Json, Principal, Query};
+use crate::extract::{optional_body, Caller, Json, PeerAddr, Principal, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
@@ -48,11 +48,9 @@ fn shown(caller: &Caller, mut user: User) -> User {
     user
 }
 
-/// Hashes on a blocking thread: argon2 is slow by design.
-async fn hash_password(pw: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(ApiError::internal)
+/// Hashes in the bounded pool, on a blocking thread: argon2 is slow and large by design.
+async fn hash_password(state: &AppState, pw: String) -> ApiResult<String> {
+    state.login.hash(move || password::hash(&pw)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,7 +90,7 @@ async fn register(
     let bio = input::optional_text("bio", input.bio.as_deref(), limits::BIO).map_err(invalid)?;
     let location = input::optional_text("location", input.location.as_deref(), limits::LOCATION)
         .map_err(invalid)?;
-    let password_hash = hash_password(pw).await?;
+    let password_hash = hash_password(&state, pw).await?;
 
     let mut tx = state.store.begin_publication().await?;
     let id = new_id(prefix::USER);
@@ -213,7 +211,7 @@ async fn update(
         .transpose()
         .map_err(invalid)?;
     let password_hash = match input.password.as_deref() {
-        Some(pw) => Some(hash_password(input::password(pw).map_err(invalid)?).await?),
+        Some(pw) => Some(hash_password(&state, input::password(pw).map_err(invalid)?).await?),
         None => None,
     };
 
@@ -342,8 +340,11 @@ struct Login {
 }
 
 /// Signs a user in: answers a bearer token that acts as them. No API key needed.
+/// Attempts are limited per account and per address before any hashing, and the hash runs
+/// in the bounded pool (see [`crate::login`]).
 async fn login(
     State(state): State<AppState>,
+    PeerAddr(peer): PeerAddr,
     Json(input): Json<Login>,
 ) -> ApiResult<impl IntoResponse> {
     if input.login.len() > 254 || input.password.len() > 1024 {
@@ -352,6 +353,7 @@ async fn login(
             "login or password too long",
         ));
     }
+    state.login.admit(&input.login, peer)?;
     let mut conn = state.store.reader().await?;
     let creds = rows::credentials(&mut conn, &input.login).await?;
     drop(conn);
@@ -360,9 +362,10 @@ async fn login(
         None => (None, password::decoy().to_owned()),
     };
     let pw = input.password;
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = state
+        .login
+        .hash(move || password::verify(&pw, &hash))
+        .await?;
     let Some(user_id) = user_id.filter(|_| ok) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
