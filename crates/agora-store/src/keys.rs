@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use crate::{Store, StoreError};
 use agora_core::time::now_ms;
+use agora_forum::abilities::Abilities;
 
 /// Every key value starts with this, so leaked keys are easy to spot and scan for.
 pub const KEY_PREFIX: &str = "agora_";
@@ -26,7 +27,7 @@ pub struct ApiKey {
     /// What the key is for, chosen by its creator.
     pub name: String,
     /// Abilities such as `webhooks:write` or `admin`.
-    pub abilities: Vec<String>,
+    pub abilities: Abilities,
     /// Created, unix ms.
     #[serde(skip)]
     pub created_at: i64,
@@ -70,13 +71,13 @@ impl Store {
     pub async fn create_key(
         &self,
         name: &str,
-        abilities: &[String],
+        abilities: &Abilities,
         value: &str,
     ) -> Result<ApiKey, StoreError> {
         let key = ApiKey {
             id: agora_core::ids::new_id(agora_core::ids::API_KEY),
             name: name.to_owned(),
-            abilities: abilities.to_vec(),
+            abilities: abilities.clone(),
             created_at: now_ms(),
             last_used_at: None,
         };
@@ -86,7 +87,7 @@ impl Store {
         .bind(&key.id)
         .bind(&key.name)
         .bind(hash(value))
-        .bind(serde_json::to_string(&key.abilities).expect("strings serialize"))
+        .bind(serde_json::to_string(&key.abilities).expect("abilities serialize"))
         .bind(key.created_at))
         .await?;
         Ok(key)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use agora_core::ids::{has_prefix, DELIVERY};
+use agora_forum::abilities::{Ability, Resource};
 use agora_store::deliveries::{Delivery, DeliveryFilter};
 use agora_store::StoreError;
 
@@ -40,7 +41,7 @@ async fn list(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     let webhook = load(&state, &caller, &id).await?;
     let limit = crate::pagination::PageQuery {
         limit: q.limit,
@@ -92,7 +93,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     let (delivery, attempts) = load_delivery(&state, &caller, &id).await?;
     let mut body = serde_json::to_value(delivery).expect("deliveries serialize");
     body["attempts"] = serde_json::to_value(attempts).expect("attempts serialize");
@@ -104,7 +105,7 @@ async fn redeliver(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let (delivery, _) = load_delivery(&state, &caller, &id).await?;
     // An inactive webhook receives nothing, a redelivery included (as `recover` answers).
     if !load(&state, &caller, &delivery.webhook_id)

@@ -17,6 +17,7 @@ use agora_core::signing::WebhookSecret;
 use agora_core::subscription::EventPattern;
 use agora_core::target::TargetError;
 use agora_core::time::{now_ms, parse_rfc3339};
+use agora_forum::abilities::{Ability, Resource};
 use agora_store::secretbox::StoredSecret;
 use agora_store::webhooks::{Webhook, WebhookFilter, REDACTED};
 use agora_store::StoreError;
@@ -85,7 +86,7 @@ async fn create(
     caller: Caller,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let now = now_ms();
     let mut w = Webhook {
         id: new_id(WEBHOOK),
@@ -122,7 +123,7 @@ async fn list(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     let limit = page.limit()?;
     let hooks = state
         .store
@@ -140,7 +141,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     Ok(axum::Json(view(&load(&state, &caller, &id).await?)))
 }
 
@@ -169,7 +170,7 @@ async fn update(
     input: WebhookInput,
     mode: Mode,
 ) -> ApiResult<axum::Json<Value>> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let mut w = load(&state, &caller, &id).await?;
     apply(&state, &caller, &mut w, input, mode).await?;
     w.updated_at = now_ms();
@@ -182,7 +183,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
     state.store.delete_webhook(&w.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -200,7 +201,7 @@ async fn test(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
     let input: TestInput = if body.iter().all(u8::is_ascii_whitespace) {
         TestInput::default()
@@ -273,7 +274,7 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let mut w = load(&state, &caller, &id).await?;
     let now = now_ms();
     let fresh = WebhookSecret::generate();
@@ -302,7 +303,7 @@ async fn recover(
     Path(id): Path<String>,
     Json(input): Json<RecoverInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
     let since = parse_rfc3339(&input.since)
         .ok_or_else(|| ApiError::invalid("invalid_since", "since must be an RFC 3339 timestamp"))?;
