@@ -7,11 +7,12 @@ use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
+use agora_core::webhook::WebhookFilter;
 
 use std::sync::Arc;
 
 use crate::sqlite::parked::Parked;
-use crate::webhooks::{Webhook, WebhookFilter};
+use crate::webhooks::Webhook;
 use crate::{Backend, Params, Store, StoreError, Tx};
 
 /// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
@@ -68,11 +69,7 @@ impl Subscribers {
             hooks
                 .into_iter()
                 .map(|w| Subscriber {
-                    patterns: w
-                        .events
-                        .iter()
-                        .filter_map(|p| EventPattern::parse(p).ok())
-                        .collect(),
+                    patterns: w.events,
                     filter: w.filter,
                     id: w.id,
                 })

@@ -2,26 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
 
 use crate::deliveries::close_queued;
 use crate::secretbox::StoredSecret;
 use crate::{placeholders, Limit, Store, StoreError, Tx};
 use agora_core::dispatcher::redacted;
+use agora_core::format::Format;
+use agora_core::signing::WebhookSecret;
+use agora_core::subscription::EventPattern;
 use agora_core::time::to_rfc3339;
-
-/// Restricts thread and post events to some categories or tags; empty lists restrict nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookFilter {
-    /// Only events in these categories.
-    #[serde(default)]
-    pub category_ids: Vec<String>,
-    /// Only events about threads carrying one of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
+use agora_core::webhook::change::{DEFAULT_RETRY_COUNT, DEFAULT_TIMEOUT_MS};
+use agora_core::webhook::{WebhookChange, WebhookFilter, WebhookStatus};
 
 /// A webhook as stored.
 #[derive(Clone, Debug)]
@@ -37,7 +30,7 @@ pub struct Webhook {
     /// Where deliveries go.
     pub url: String,
     /// Event patterns (`thread.created`, `thread.*`, `*`).
-    pub events: Vec<String>,
+    pub events: Vec<EventPattern>,
     /// The signing secret, sealed at rest.
     pub secret: StoredSecret,
     /// The secret before the last rotation, still signing until `previous_secret_until`.
@@ -50,14 +43,14 @@ pub struct Webhook {
     pub retry_count: i64,
     /// Per-attempt timeout.
     pub timeout_ms: i64,
-    /// `active` or `inactive`.
-    pub status: String,
+    /// Whether it receives deliveries.
+    pub status: WebhookStatus,
     /// Why it was disabled, when the system disabled it.
     pub disabled_reason: Option<String>,
     /// Category and tag restriction.
     pub filter: Option<WebhookFilter>,
-    /// `json`, `slack` or `discord`.
-    pub format: String,
+    /// The body format.
+    pub format: Format,
     /// Created, unix ms.
     pub created_at: i64,
     /// Last changed, unix ms.
@@ -81,14 +74,14 @@ pub struct WebhookView<'a> {
     name: &'a Option<String>,
     description: &'a Option<String>,
     url: std::borrow::Cow<'a, str>,
-    events: &'a [String],
+    events: &'a [EventPattern],
     headers: BTreeMap<&'a str, &'a str>,
     retry_count: i64,
     timeout_ms: i64,
-    status: &'a str,
+    status: WebhookStatus,
     disabled_reason: &'a Option<String>,
     filter: &'a Option<WebhookFilter>,
-    format: &'a str,
+    format: Format,
     created_at: String,
     updated_at: String,
     last_triggered_at: Option<String>,
@@ -96,6 +89,81 @@ pub struct WebhookView<'a> {
 }
 
 impl Webhook {
+    /// A new webhook of `owner_key_id` (none: the operator's) made from a full change
+    /// ([`agora_core::webhook::Mode::Full`]), with a fresh secret unless it names one.
+    pub fn new(owner_key_id: Option<String>, change: WebhookChange, now: i64) -> Self {
+        let mut w = Self {
+            id: agora_core::ids::new_id(agora_core::ids::WEBHOOK),
+            owner_key_id,
+            name: None,
+            description: None,
+            url: String::new(),
+            events: Vec::new(),
+            secret: StoredSecret::Fresh(WebhookSecret::generate()),
+            previous_secret: None,
+            previous_secret_until: None,
+            headers: BTreeMap::new(),
+            retry_count: DEFAULT_RETRY_COUNT,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            status: WebhookStatus::Active,
+            disabled_reason: None,
+            filter: None,
+            format: Format::Json,
+            created_at: now,
+            updated_at: now,
+            last_triggered_at: None,
+            last_error: None,
+            last_success_at: None,
+            failure_streak: 0,
+        };
+        w.apply(change);
+        w
+    }
+
+    /// Writes a validated change into the webhook (nothing is stored here). A header value
+    /// given back as `[redacted]` keeps the stored one; going active clears why it was
+    /// disabled.
+    pub fn apply(&mut self, change: WebhookChange) {
+        let WebhookChange {
+            url,
+            events,
+            secret,
+            name,
+            description,
+            headers,
+            retry_count,
+            timeout_ms,
+            status,
+            filter,
+            format,
+        } = change;
+        if let Some(mut headers) = headers {
+            for (header, value) in headers.iter_mut() {
+                if value == REDACTED {
+                    if let Some(kept) = self.headers.get(header) {
+                        value.clone_from(kept);
+                    }
+                }
+            }
+            self.headers = headers;
+        }
+        if status == Some(WebhookStatus::Active) {
+            self.disabled_reason = None;
+        }
+        self.url = url.unwrap_or(std::mem::take(&mut self.url));
+        self.events = events.unwrap_or(std::mem::take(&mut self.events));
+        if let Some(secret) = secret {
+            self.secret = StoredSecret::Fresh(secret);
+        }
+        self.name = name.unwrap_or(self.name.take());
+        self.description = description.unwrap_or(self.description.take());
+        self.retry_count = retry_count.unwrap_or(self.retry_count);
+        self.timeout_ms = timeout_ms.unwrap_or(self.timeout_ms);
+        self.status = status.unwrap_or(self.status);
+        self.filter = filter.unwrap_or(self.filter.take());
+        self.format = format.unwrap_or(self.format);
+    }
+
     /// The view its owner (or an admin) is answered: credential-bearing header values redacted.
     pub fn view(&self) -> WebhookView<'_> {
         WebhookView {
@@ -111,10 +179,10 @@ impl Webhook {
                 .collect(),
             retry_count: self.retry_count,
             timeout_ms: self.timeout_ms,
-            status: &self.status,
+            status: self.status,
             disabled_reason: &self.disabled_reason,
             filter: &self.filter,
-            format: &self.format,
+            format: self.format,
             created_at: to_rfc3339(self.created_at),
             updated_at: to_rfc3339(self.updated_at),
             last_triggered_at: self.last_triggered_at.map(to_rfc3339),
@@ -134,7 +202,7 @@ impl Webhook {
 
     /// Whether the webhook is `active`.
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == WebhookStatus::Active
     }
 }
 
@@ -172,6 +240,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
     let events: String = row.try_get("events")?;
     let headers: String = row.try_get("headers")?;
     let filter: Option<String> = row.try_get("filter")?;
+    let status: String = row.try_get("status")?;
+    let format: String = row.try_get("format")?;
     Ok(Webhook {
         id: row.try_get("id")?,
         owner_key_id: row.try_get("owner_key_id")?,
@@ -187,13 +257,15 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
         headers: serde_json::from_str(&headers).map_err(|e| corrupt("headers", e))?,
         retry_count: row.try_get("retry_count")?,
         timeout_ms: row.try_get("timeout_ms")?,
-        status: row.try_get("status")?,
+        status: WebhookStatus::parse(&status)
+            .ok_or_else(|| StoreError::internal(format!("corrupt webhook status {status:?}")))?,
         disabled_reason: row.try_get("disabled_reason")?,
         filter: filter
             .map(|f| serde_json::from_str(&f))
             .transpose()
             .map_err(|e| corrupt("filter", e))?,
-        format: row.try_get("format")?,
+        format: Format::parse(&format)
+            .ok_or_else(|| StoreError::internal(format!("corrupt webhook format {format:?}")))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_triggered_at: row.try_get("last_triggered_at")?,
@@ -320,17 +392,17 @@ impl Store {
         .bind(&w.name)
         .bind(&w.description)
         .bind(&w.url)
-        .bind(serde_json::to_string(&w.events).expect("strings serialize"))
+        .bind(serde_json::to_string(&w.events).expect("patterns serialize"))
         .bind(secret)
         .bind(previous_secret)
         .bind(w.previous_secret_until)
         .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
         .bind(w.retry_count)
         .bind(w.timeout_ms)
-        .bind(&w.status)
+        .bind(w.status.as_str())
         .bind(&w.disabled_reason)
         .bind(w.filter.as_ref().map(|f| serde_json::to_string(f).expect("filter serializes")))
-        .bind(&w.format)
+        .bind(w.format.as_str())
         .bind(w.updated_at)
         .execute(&mut *tx)
         .await?;
@@ -428,21 +500,21 @@ fn bind_all<'q>(
         .bind(w.name.clone())
         .bind(w.description.clone())
         .bind(w.url.clone())
-        .bind(serde_json::to_string(&w.events).expect("strings serialize"))
+        .bind(serde_json::to_string(&w.events).expect("patterns serialize"))
         .bind(secret)
         .bind(previous_secret)
         .bind(w.previous_secret_until)
         .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
         .bind(w.retry_count)
         .bind(w.timeout_ms)
-        .bind(w.status.clone())
+        .bind(w.status.as_str())
         .bind(w.disabled_reason.clone())
         .bind(
             w.filter
                 .as_ref()
                 .map(|f| serde_json::to_string(f).expect("filter serializes")),
         )
-        .bind(w.format.clone())
+        .bind(w.format.as_str())
         .bind(w.created_at)
         .bind(w.updated_at)
         .bind(w.last_triggered_at)
