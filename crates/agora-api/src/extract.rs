@@ -179,10 +179,11 @@ impl Caller {
 
     /// Whose webhooks the caller may see (only keys reach the webhook routes).
     pub fn owner(&self) -> agora_store::webhooks::Owner<'_> {
-        if self.is_admin() {
-            agora_store::webhooks::Owner::Anyone
-        } else {
-            agora_store::webhooks::Owner::Key(self.actor_id())
+        use agora_store::webhooks::Owner;
+        match self.key() {
+            Some(key) if key.abilities.is_admin() => Owner::Anyone,
+            Some(key) => Owner::Key(&key.id),
+            None => Owner::Nobody,
         }
     }
 }

@@ -71,7 +71,7 @@ impl Subscribers {
                 .map(|w| Subscriber {
                     patterns: w.events,
                     filter: w.filter,
-                    id: w.id,
+                    id: w.id.into(),
                 })
                 .collect(),
         )
@@ -140,7 +140,7 @@ impl Subscribers {
                 let delivery = LeasedDelivery {
                     id,
                     webhook_id: webhook_id.to_string(),
-                    event_id: event.id.clone(),
+                    event_id: event.id.to_string(),
                     event_type: event.event_type.as_str().to_owned(),
                     attempt: 1,
                     retries_done: 0,
@@ -271,7 +271,7 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
         let mut q = sqlx::query(&sql);
         for event in chunk {
             q = q
-                .bind(event.id.clone())
+                .bind(event.id.to_string())
                 .bind(event.event_type.as_str().to_owned())
                 .bind(event.to_body())
                 .bind(now);
@@ -322,7 +322,7 @@ async fn queue(
             };
             q = q
                 .bind(id.clone())
-                .bind(event.id.clone())
+                .bind(event.id.to_string())
                 .bind(webhook_id.to_string())
                 .bind(event.event_type.as_str().to_owned())
                 .bind(status)

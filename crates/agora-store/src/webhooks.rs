@@ -10,6 +10,7 @@ use crate::secretbox::StoredSecret;
 use crate::{placeholders, Limit, Store, StoreError, Tx};
 use agora_core::dispatcher::redacted;
 use agora_core::format::Format;
+use agora_core::ids::{ApiKeyId, WebhookId};
 use agora_core::signing::WebhookSecret;
 use agora_core::subscription::EventPattern;
 use agora_core::time::to_rfc3339;
@@ -19,10 +20,10 @@ use agora_core::webhook::{WebhookChange, WebhookFilter, WebhookStatus};
 /// A webhook as stored.
 #[derive(Clone, Debug)]
 pub struct Webhook {
-    /// `wh_…`.
-    pub id: String,
+    /// Its id.
+    pub id: WebhookId,
     /// The API key that created it; a non-admin key sees only its own webhooks.
-    pub owner_key_id: Option<String>,
+    pub owner_key_id: Option<ApiKeyId>,
     /// A label for people.
     pub name: Option<String>,
     /// What it is for.
@@ -70,7 +71,7 @@ pub struct Webhook {
 /// `[redacted]` (and a value given back as `[redacted]` keeps the stored one).
 #[derive(Serialize)]
 pub struct WebhookView<'a> {
-    id: &'a str,
+    id: &'a WebhookId,
     name: &'a Option<String>,
     description: &'a Option<String>,
     url: std::borrow::Cow<'a, str>,
@@ -91,9 +92,9 @@ pub struct WebhookView<'a> {
 impl Webhook {
     /// A new webhook of `owner_key_id` (none: the operator's) made from a full change
     /// ([`agora_core::webhook::Mode::Full`]), with a fresh secret unless it names one.
-    pub fn new(owner_key_id: Option<String>, change: WebhookChange, now: i64) -> Self {
+    pub fn new(owner_key_id: Option<ApiKeyId>, change: WebhookChange, now: i64) -> Self {
         let mut w = Self {
-            id: agora_core::ids::new_id(agora_core::ids::WEBHOOK),
+            id: WebhookId::generate(),
             owner_key_id,
             name: None,
             description: None,
@@ -243,8 +244,11 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
     let status: String = row.try_get("status")?;
     let format: String = row.try_get("format")?;
     Ok(Webhook {
-        id: row.try_get("id")?,
-        owner_key_id: row.try_get("owner_key_id")?,
+        id: WebhookId::try_from(row.try_get::<String, _>("id")?)?,
+        owner_key_id: row
+            .try_get::<Option<String>, _>("owner_key_id")?
+            .map(ApiKeyId::try_from)
+            .transpose()?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         url: row.try_get("url")?,
@@ -281,7 +285,9 @@ pub enum Owner<'a> {
     /// Every webhook.
     Anyone,
     /// Only webhooks created by this key id.
-    Key(&'a str),
+    Key(&'a ApiKeyId),
+    /// None: a user session, which never owns webhooks.
+    Nobody,
 }
 
 impl Store {
@@ -302,12 +308,12 @@ impl Store {
         let mut tx = self.begin().await?;
         if let (Some(quota), Some(owner)) = (quota, &w.owner_key_id) {
             sqlx::query("UPDATE api_keys SET name = name WHERE id = $1")
-                .bind(owner)
+                .bind(owner.as_str())
                 .execute(&mut *tx)
                 .await?;
             let owned: i64 =
                 sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE owner_key_id = $1")
-                    .bind(owner)
+                    .bind(owner.as_str())
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get("n")?;
@@ -328,16 +334,17 @@ impl Store {
     }
 
     /// One webhook, if the owner may see it.
-    pub async fn webhook(&self, id: &str, owner: Owner<'_>) -> Result<Webhook, StoreError> {
+    pub async fn webhook(&self, id: &WebhookId, owner: Owner<'_>) -> Result<Webhook, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
         let row = sqlx::query(&sql)
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.read)
             .await?
             .ok_or(StoreError::NotFound)?;
         let w = from_row(&row)?;
         match owner {
-            Owner::Key(key) if w.owner_key_id.as_deref() != Some(key) => Err(StoreError::NotFound),
+            Owner::Key(key) if w.owner_key_id.as_ref() != Some(key) => Err(StoreError::NotFound),
+            Owner::Nobody => Err(StoreError::NotFound),
             _ => Ok(w),
         }
     }
@@ -355,6 +362,7 @@ impl Store {
             )
         };
         let rows = match owner {
+            Owner::Nobody => return Ok(Vec::new()),
             Owner::Anyone => {
                 sqlx::query(&sql(""))
                     .bind(after.unwrap_or(""))
@@ -366,7 +374,7 @@ impl Store {
                 sqlx::query(&sql("owner_key_id = $3 AND"))
                     .bind(after.unwrap_or(""))
                     .bind(limit)
-                    .bind(key)
+                    .bind(key.as_str())
                     .fetch_all(&self.read)
                     .await?
             }
@@ -388,7 +396,7 @@ impl Store {
              updated_at = $16, failure_streak = CASE WHEN $12 = 'active' THEN 0 ELSE failure_streak END \
              WHERE id = $1",
         )
-        .bind(&w.id)
+        .bind(w.id.as_str())
         .bind(&w.name)
         .bind(&w.description)
         .bind(&w.url)
@@ -417,20 +425,20 @@ impl Store {
     }
 
     /// Deletes a webhook with its deliveries and their attempts.
-    pub async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = $1)",
         )
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM deliveries WHERE webhook_id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -495,8 +503,8 @@ fn bind_all<'q>(
     w: &Webhook,
     (secret, previous_secret): (String, Option<String>),
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    q.bind(w.id.clone())
-        .bind(w.owner_key_id.clone())
+    q.bind(w.id.to_string())
+        .bind(w.owner_key_id.as_ref().map(ApiKeyId::to_string))
         .bind(w.name.clone())
         .bind(w.description.clone())
         .bind(w.url.clone())

@@ -8,7 +8,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use agora_core::ids::{has_prefix, DELIVERY};
+use agora_core::ids::DeliveryId;
 use agora_forum::abilities::{Ability, Resource};
 use agora_store::deliveries::{Delivery, DeliveryFilter};
 use agora_store::StoreError;
@@ -75,10 +75,8 @@ async fn load_delivery(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<(Delivery, Vec<agora_store::deliveries::Attempt>)> {
-    if !has_prefix(id, DELIVERY) {
-        return Err(ApiError::not_found("delivery"));
-    }
-    let found = match state.store.delivery(id).await {
+    let id = DeliveryId::parse(id).ok_or_else(|| ApiError::not_found("delivery"))?;
+    let found = match state.store.delivery(&id).await {
         Err(StoreError::NotFound) => return Err(ApiError::not_found("delivery")),
         other => other?,
     };

@@ -8,6 +8,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
+use agora_core::ids::ApiKeyId;
 use agora_forum::abilities::{Abilities, Ability};
 use agora_store::keys::generate_value;
 use agora_store::StoreError;
@@ -82,6 +83,7 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Ability::Admin)?;
+    let id = ApiKeyId::parse(&id).ok_or_else(|| ApiError::not_found("API key"))?;
     match state.store.revoke_key(&id).await {
         Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
         other => other.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use agora_core::event::{Event, EventType};
-use agora_core::ids::{has_prefix, WEBHOOK};
+use agora_core::ids::WebhookId;
 use agora_core::signing::WebhookSecret;
 use agora_core::subscription::EventPattern;
 use agora_core::time::{now_ms, parse_rfc3339};
@@ -52,10 +52,8 @@ fn view(w: &Webhook) -> Value {
 
 /// Loads a webhook the caller may see, answering 404 for anyone else's.
 pub(crate) async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
-    if !has_prefix(id, WEBHOOK) {
-        return Err(ApiError::not_found("webhook"));
-    }
-    match state.store.webhook(id, caller.owner()).await {
+    let id = WebhookId::parse(id).ok_or_else(|| ApiError::not_found("webhook"))?;
+    match state.store.webhook(&id, caller.owner()).await {
         Err(StoreError::NotFound) => Err(ApiError::not_found("webhook")),
         other => Ok(other?),
     }
@@ -86,7 +84,7 @@ async fn list(
         .store
         .list_webhooks(caller.owner(), page.cursor.as_deref(), limit)
         .await?;
-    let page = Page::new(hooks, limit, |w| w.id.clone());
+    let page = Page::new(hooks, limit, |w| w.id.to_string());
     Ok(axum::Json(json!({
         "data": page.data.iter().map(view).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
