@@ -140,6 +140,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A webhook input the domain refused: 422 with the domain's code and message.
+impl From<agora_core::webhook::Invalid> for ApiError {
+    fn from(e: agora_core::webhook::Invalid) -> Self {
+        Self::invalid(e.code, e.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

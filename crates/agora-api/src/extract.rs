@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::AppState;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::roles::Role;
 use agora_store::forum::sessions::{Session, TOKEN_PREFIX};
 use agora_store::keys::ApiKey;
@@ -133,29 +134,20 @@ impl Caller {
 
     /// Whether the caller is an API key holding `admin`.
     pub fn is_admin(&self) -> bool {
-        self.key()
-            .is_some_and(|k| k.abilities.iter().any(|a| a == "admin"))
+        self.key().is_some_and(|k| k.abilities.is_admin())
     }
 
     /// Whether the caller holds an ability. Keys: `admin` holds all, `x:write` holds
     /// `x:read`. Sessions: as their role allows ([`Role::can`]).
-    pub fn can(&self, ability: &str) -> bool {
+    pub fn can(&self, ability: Ability) -> bool {
         match &self.principal {
             Principal::User(s) => s.role.can(ability),
-            Principal::Key(key) => {
-                self.is_admin()
-                    || key.abilities.iter().any(|a| {
-                        a == ability
-                            || ability
-                                .strip_suffix(":read")
-                                .is_some_and(|resource| *a == format!("{resource}:write"))
-                    })
-            }
+            Principal::Key(key) => key.abilities.allow(ability),
         }
     }
 
     /// Answers 403 unless the caller holds `ability`.
-    pub fn require(&self, ability: &str) -> Result<(), ApiError> {
+    pub fn require(&self, ability: Ability) -> Result<(), ApiError> {
         if self.can(ability) {
             Ok(())
         } else if self.user_id().is_some() {
@@ -182,15 +174,16 @@ impl Caller {
     /// Whether the caller moderates: a session of a moderator or admin, or a key holding
     /// `moderation:write`.
     pub fn moderates(&self) -> bool {
-        self.can("moderation:write")
+        self.can(Ability::Write(Resource::Moderation))
     }
 
     /// Whose webhooks the caller may see (only keys reach the webhook routes).
     pub fn owner(&self) -> agora_store::webhooks::Owner<'_> {
-        if self.is_admin() {
-            agora_store::webhooks::Owner::Anyone
-        } else {
-            agora_store::webhooks::Owner::Key(self.actor_id())
+        use agora_store::webhooks::Owner;
+        match self.key() {
+            Some(key) if key.abilities.is_admin() => Owner::Anyone,
+            Some(key) => Owner::Key(&key.id),
+            None => Owner::Nobody,
         }
     }
 }

@@ -22,7 +22,6 @@ pub mod pagination;
 pub mod ratelimit;
 pub mod server;
 
-pub use routes::keys::check_abilities;
 mod routes;
 
 use std::time::Duration;

@@ -45,7 +45,7 @@ pub async fn insert_backlog(
     let mut conn = connect(url).await?;
     let mut tx = conn.begin().await?;
     sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&event.id)
+        .bind(event.id.as_str())
         .bind(event.event_type.as_str())
         .bind(event.to_body())
         .bind(now)
@@ -58,7 +58,7 @@ pub async fn insert_backlog(
     )
     .bind(i64::try_from(n)?)
     .bind(format!("msg_backlog{}_", ulid::Ulid::new()))
-    .bind(&event.id)
+    .bind(event.id.as_str())
     .bind(webhook_id)
     .bind(due_at)
     .bind(now)

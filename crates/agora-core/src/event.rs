@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::EventId;
+
 /// A validated event type name, `resource.action` (`thread.created`, `course.enrolled`).
 ///
 /// Parsed once at the edge so that every later stage can trust it: lowercase ASCII letters,
@@ -69,7 +71,7 @@ impl fmt::Display for EventType {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Event {
     /// `evt_…`, the same for every webhook the event fans out to.
-    pub id: String,
+    pub id: EventId,
     /// The event type name.
     #[serde(rename = "type")]
     pub event_type: EventType,
@@ -88,7 +90,7 @@ impl Event {
     /// A new event with a fresh id that happened at `at_ms` (unix milliseconds).
     pub fn at(event_type: EventType, data: serde_json::Value, at_ms: i64) -> Self {
         Self {
-            id: crate::ids::new_id(crate::ids::EVENT),
+            id: EventId::generate(),
             event_type,
             timestamp: crate::time::to_rfc3339(at_ms),
             data,

@@ -53,6 +53,93 @@ pub fn has_prefix(id: &str, prefix: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric())
 }
 
+/// A string that is not an id of the expected kind.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not a `{1}_…` id")]
+pub struct InvalidId(pub String, pub &'static str);
+
+/// Declares a newtype for the ids of one prefix: made only by [`new_id`] or by parsing a
+/// string that [`has_prefix`], and serialized as the plain string.
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new id of this kind, greater than any made before it in this process.
+            pub fn generate() -> Self {
+                Self(new_id($prefix))
+            }
+
+            /// The id, when `s` has this kind's prefix and the shape of an id: malformed ids
+            /// (path parameters, say) are refused before they reach the database.
+            pub fn parse(s: &str) -> Option<Self> {
+                has_prefix(s, $prefix).then(|| Self(s.to_owned()))
+            }
+
+            /// The id as the wire and the database carry it.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                if has_prefix(&s, $prefix) {
+                    Ok(Self(s))
+                } else {
+                    Err(InvalidId(s, $prefix))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A webhook's id, `wh_…`.
+    WebhookId,
+    WEBHOOK
+);
+prefixed_id!(
+    /// A delivery's id, `msg_…`, also its Standard Webhooks `webhook-id`.
+    DeliveryId,
+    DELIVERY
+);
+prefixed_id!(
+    /// An event's id, `evt_…`.
+    EventId,
+    EVENT
+);
+prefixed_id!(
+    /// An API key's id, `key_…`.
+    ApiKeyId,
+    API_KEY
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +160,18 @@ mod tests {
         assert!(!has_prefix(&a, WEBHOOK));
         assert!(!has_prefix("evt_", EVENT));
         assert!(!has_prefix("evt_../x", EVENT));
+    }
+
+    #[test]
+    fn typed_ids_parse_only_their_prefix() {
+        let id = WebhookId::generate();
+        assert_eq!(WebhookId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(DeliveryId::parse(id.as_str()), None);
+        assert_eq!(WebhookId::parse("wh_../x"), None);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<WebhookId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<ApiKeyId>(&json).is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`retry`]: whether a failed attempt is retried, and when.
 //! - [`format`](mod@format): the body as Slack or Discord want it, for webhooks that post there directly.
 //! - [`target`]: which URLs and addresses a webhook may point at (SSRF protection).
+//! - [`webhook`]: a webhook's status and filter, and the one place where a client's input
+//!   becomes a validated [`webhook::WebhookChange`].
 //! - [`dispatcher`]: claims due deliveries from a [`dispatcher::DeliveryQueue`] (implemented by
 //!   the store), sends them with one shared HTTP client and records every attempt.
 //!
@@ -29,3 +31,4 @@ pub mod signing;
 pub mod subscription;
 pub mod target;
 pub mod time;
+pub mod webhook;

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::abilities::{Ability, Resource};
 use crate::examples;
 use crate::model;
 
@@ -281,18 +282,18 @@ pub fn is_builtin_resource(resource: &str) -> bool {
 
 /// The ability that lets a key read events of a resource, which a key must hold to subscribe
 /// a webhook to them (ForumSpark's rule). Custom resources need `events:read`.
-pub fn read_ability(resource: &str) -> &'static str {
-    match resource {
-        "thread" => "threads:read",
-        "post" | "reaction" => "posts:read",
-        "content" | "report" => "moderation:read",
-        "user" => "users:read",
-        "category" => "categories:read",
-        "group" => "groups:read",
-        "tag" => "tags:read",
-        "webhook" => "webhooks:read",
-        _ => "events:read",
-    }
+pub fn read_ability(resource: &str) -> Ability {
+    Ability::Read(match resource {
+        "thread" => Resource::Threads,
+        "post" | "reaction" => Resource::Posts,
+        "content" | "report" => Resource::Moderation,
+        "user" => Resource::Users,
+        "category" => Resource::Categories,
+        "group" => Resource::Groups,
+        "tag" => Resource::Tags,
+        "webhook" => Resource::Webhooks,
+        _ => Resource::Events,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! What a signed-in user may do. API keys carry explicit abilities; a user session derives
 //! its abilities from the user's role, which comes from their group's flags.
 
+use crate::abilities::{Ability, Resource};
+
 /// A user's standing in the forum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -29,14 +31,17 @@ impl Role {
     /// Sessions never manage webhooks, custom events or API keys: those belong to API keys.
     /// Members write threads, posts and their own profile; the per-resource ownership check
     /// (their own content only) is made by the handler.
-    pub fn can(self, ability: &str) -> bool {
-        let (resource, access) = ability.split_once(':').unwrap_or((ability, ""));
+    pub fn can(self, ability: Ability) -> bool {
+        let (Ability::Read(resource) | Ability::Write(resource)) = ability else {
+            return false;
+        };
         match resource {
-            "webhooks" | "events" | "admin" => false,
-            "moderation" => self >= Self::Moderator,
-            "categories" | "groups" | "tags" => access == "read" || self == Self::Admin,
-            "threads" | "posts" | "users" => true,
-            _ => false,
+            Resource::Webhooks | Resource::Events => false,
+            Resource::Moderation => self >= Self::Moderator,
+            Resource::Categories | Resource::Groups | Resource::Tags => {
+                matches!(ability, Ability::Read(_)) || self == Self::Admin
+            }
+            Resource::Threads | Resource::Posts | Resource::Users => true,
         }
     }
 }
@@ -44,18 +49,23 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::Role;
+    use crate::abilities::Ability;
+
+    fn can(role: Role, name: &str) -> bool {
+        role.can(Ability::parse(name).unwrap())
+    }
 
     #[test]
     fn sessions_never_manage_webhooks() {
         for role in [Role::Member, Role::Moderator, Role::Admin] {
-            assert!(!role.can("webhooks:write"));
-            assert!(!role.can("admin"));
-            assert!(role.can("threads:write"));
+            assert!(!can(role, "webhooks:write"));
+            assert!(!can(role, "admin"));
+            assert!(can(role, "threads:write"));
         }
-        assert!(!Role::Member.can("moderation:write"));
-        assert!(Role::Moderator.can("moderation:write"));
-        assert!(!Role::Moderator.can("categories:write"));
-        assert!(Role::Admin.can("categories:write"));
-        assert!(Role::Member.can("tags:read"));
+        assert!(!can(Role::Member, "moderation:write"));
+        assert!(can(Role::Moderator, "moderation:write"));
+        assert!(!can(Role::Moderator, "categories:write"));
+        assert!(can(Role::Admin, "categories:write"));
+        assert!(can(Role::Member, "tags:read"));
     }
 }

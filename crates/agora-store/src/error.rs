@@ -133,6 +133,13 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// A stored id of the wrong kind: corrupt data.
+impl From<agora_core::ids::InvalidId> for StoreError {
+    fn from(e: agora_core::ids::InvalidId) -> Self {
+        Self::internal("corrupt id").because(e)
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Self::internal("migration failed").because(e)

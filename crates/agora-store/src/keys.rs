@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
+use agora_core::ids::ApiKeyId;
 use agora_core::time::now_ms;
+use agora_forum::abilities::Abilities;
 
 /// Every key value starts with this, so leaked keys are easy to spot and scan for.
 pub const KEY_PREFIX: &str = "agora_";
@@ -21,12 +23,12 @@ pub const KEY_PREFIX: &str = "agora_";
 /// An API key as stored (never its value).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ApiKey {
-    /// `key_…`.
-    pub id: String,
+    /// Its id.
+    pub id: ApiKeyId,
     /// What the key is for, chosen by its creator.
     pub name: String,
     /// Abilities such as `webhooks:write` or `admin`.
-    pub abilities: Vec<String>,
+    pub abilities: Abilities,
     /// Created, unix ms.
     #[serde(skip)]
     pub created_at: i64,
@@ -55,7 +57,7 @@ fn hashes_match(stored: &str, computed: &str) -> bool {
 fn from_row(row: &sqlx::any::AnyRow) -> Result<ApiKey, StoreError> {
     let abilities: String = row.try_get("abilities")?;
     Ok(ApiKey {
-        id: row.try_get("id")?,
+        id: ApiKeyId::try_from(row.try_get::<String, _>("id")?)?,
         name: row.try_get("name")?,
         abilities: serde_json::from_str(&abilities)
             .map_err(|e| StoreError::internal("corrupt abilities").because(e))?,
@@ -70,23 +72,23 @@ impl Store {
     pub async fn create_key(
         &self,
         name: &str,
-        abilities: &[String],
+        abilities: &Abilities,
         value: &str,
     ) -> Result<ApiKey, StoreError> {
         let key = ApiKey {
-            id: agora_core::ids::new_id(agora_core::ids::API_KEY),
+            id: ApiKeyId::generate(),
             name: name.to_owned(),
-            abilities: abilities.to_vec(),
+            abilities: abilities.clone(),
             created_at: now_ms(),
             last_used_at: None,
         };
         self.execute_durably(sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, abilities, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(&key.id)
+        .bind(key.id.as_str())
         .bind(&key.name)
         .bind(hash(value))
-        .bind(serde_json::to_string(&key.abilities).expect("strings serialize"))
+        .bind(serde_json::to_string(&key.abilities).expect("abilities serialize"))
         .bind(key.created_at))
         .await?;
         Ok(key)
@@ -125,7 +127,7 @@ impl Store {
         {
             return;
         }
-        let (write, id) = (self.write.clone(), key.id.clone());
+        let (write, id) = (self.write.clone(), key.id.to_string());
         tokio::spawn(async move {
             let noted = sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
@@ -162,12 +164,12 @@ impl Store {
     /// are disabled (`disabled_reason` says why, `webhook.disabled` goes to admins' webhooks
     /// that subscribe to it): nothing keeps flowing to a receiver its revoked owner chose. An
     /// admin may re-enable them. Answers how many were disabled.
-    pub async fn revoke_key(&self, id: &str) -> Result<usize, StoreError> {
+    pub async fn revoke_key(&self, id: &ApiKeyId) -> Result<usize, StoreError> {
         let mut tx = self.begin_publication().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
-                .bind(id)
+                .bind(id.as_str())
                 .execute(&mut **tx)
                 .await?;
         if done.rows_affected() == 0 {
@@ -176,7 +178,7 @@ impl Store {
         let webhooks: Vec<String> = sqlx::query(
             "SELECT id FROM webhooks WHERE owner_key_id = $1 AND status = 'active' ORDER BY id",
         )
-        .bind(id)
+        .bind(id.as_str())
         .fetch_all(&mut **tx)
         .await?
         .iter()

@@ -7,11 +7,12 @@ use agora_core::event::{Event, EventType};
 use agora_core::ids::{new_id, DELIVERY};
 use agora_core::subscription::EventPattern;
 use agora_core::time::now_ms;
+use agora_core::webhook::WebhookFilter;
 
 use std::sync::Arc;
 
 use crate::sqlite::parked::Parked;
-use crate::webhooks::{Webhook, WebhookFilter};
+use crate::webhooks::Webhook;
 use crate::{Backend, Params, Store, StoreError, Tx};
 
 /// Where an event happened, for webhooks whose `filter` restricts categories or tags. Events
@@ -68,13 +69,9 @@ impl Subscribers {
             hooks
                 .into_iter()
                 .map(|w| Subscriber {
-                    patterns: w
-                        .events
-                        .iter()
-                        .filter_map(|p| EventPattern::parse(p).ok())
-                        .collect(),
+                    patterns: w.events,
                     filter: w.filter,
-                    id: w.id,
+                    id: w.id.into(),
                 })
                 .collect(),
         )
@@ -143,7 +140,7 @@ impl Subscribers {
                 let delivery = LeasedDelivery {
                     id,
                     webhook_id: webhook_id.to_string(),
-                    event_id: event.id.clone(),
+                    event_id: event.id.to_string(),
                     event_type: event.event_type.as_str().to_owned(),
                     attempt: 1,
                     retries_done: 0,
@@ -274,7 +271,7 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
         let mut q = sqlx::query(&sql);
         for event in chunk {
             q = q
-                .bind(event.id.clone())
+                .bind(event.id.to_string())
                 .bind(event.event_type.as_str().to_owned())
                 .bind(event.to_body())
                 .bind(now);
@@ -325,7 +322,7 @@ async fn queue(
             };
             q = q
                 .bind(id.clone())
-                .bind(event.id.clone())
+                .bind(event.id.to_string())
                 .bind(webhook_id.to_string())
                 .bind(event.event_type.as_str().to_owned())
                 .bind(status)

@@ -2,34 +2,28 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::Row;
 
 use crate::deliveries::close_queued;
 use crate::secretbox::StoredSecret;
 use crate::{placeholders, Limit, Store, StoreError, Tx};
 use agora_core::dispatcher::redacted;
+use agora_core::format::Format;
+use agora_core::ids::{ApiKeyId, WebhookId};
+use agora_core::signing::WebhookSecret;
+use agora_core::subscription::EventPattern;
 use agora_core::time::to_rfc3339;
-
-/// Restricts thread and post events to some categories or tags; empty lists restrict nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookFilter {
-    /// Only events in these categories.
-    #[serde(default)]
-    pub category_ids: Vec<String>,
-    /// Only events about threads carrying one of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
+use agora_core::webhook::change::{DEFAULT_RETRY_COUNT, DEFAULT_TIMEOUT_MS};
+use agora_core::webhook::{WebhookChange, WebhookFilter, WebhookStatus};
 
 /// A webhook as stored.
 #[derive(Clone, Debug)]
 pub struct Webhook {
-    /// `wh_…`.
-    pub id: String,
+    /// Its id.
+    pub id: WebhookId,
     /// The API key that created it; a non-admin key sees only its own webhooks.
-    pub owner_key_id: Option<String>,
+    pub owner_key_id: Option<ApiKeyId>,
     /// A label for people.
     pub name: Option<String>,
     /// What it is for.
@@ -37,7 +31,7 @@ pub struct Webhook {
     /// Where deliveries go.
     pub url: String,
     /// Event patterns (`thread.created`, `thread.*`, `*`).
-    pub events: Vec<String>,
+    pub events: Vec<EventPattern>,
     /// The signing secret, sealed at rest.
     pub secret: StoredSecret,
     /// The secret before the last rotation, still signing until `previous_secret_until`.
@@ -50,14 +44,14 @@ pub struct Webhook {
     pub retry_count: i64,
     /// Per-attempt timeout.
     pub timeout_ms: i64,
-    /// `active` or `inactive`.
-    pub status: String,
+    /// Whether it receives deliveries.
+    pub status: WebhookStatus,
     /// Why it was disabled, when the system disabled it.
     pub disabled_reason: Option<String>,
     /// Category and tag restriction.
     pub filter: Option<WebhookFilter>,
-    /// `json`, `slack` or `discord`.
-    pub format: String,
+    /// The body format.
+    pub format: Format,
     /// Created, unix ms.
     pub created_at: i64,
     /// Last changed, unix ms.
@@ -77,18 +71,18 @@ pub struct Webhook {
 /// `[redacted]` (and a value given back as `[redacted]` keeps the stored one).
 #[derive(Serialize)]
 pub struct WebhookView<'a> {
-    id: &'a str,
+    id: &'a WebhookId,
     name: &'a Option<String>,
     description: &'a Option<String>,
     url: std::borrow::Cow<'a, str>,
-    events: &'a [String],
+    events: &'a [EventPattern],
     headers: BTreeMap<&'a str, &'a str>,
     retry_count: i64,
     timeout_ms: i64,
-    status: &'a str,
+    status: WebhookStatus,
     disabled_reason: &'a Option<String>,
     filter: &'a Option<WebhookFilter>,
-    format: &'a str,
+    format: Format,
     created_at: String,
     updated_at: String,
     last_triggered_at: Option<String>,
@@ -96,6 +90,81 @@ pub struct WebhookView<'a> {
 }
 
 impl Webhook {
+    /// A new webhook of `owner_key_id` (none: the operator's) made from a full change
+    /// ([`agora_core::webhook::Mode::Full`]), with a fresh secret unless it names one.
+    pub fn new(owner_key_id: Option<ApiKeyId>, change: WebhookChange, now: i64) -> Self {
+        let mut w = Self {
+            id: WebhookId::generate(),
+            owner_key_id,
+            name: None,
+            description: None,
+            url: String::new(),
+            events: Vec::new(),
+            secret: StoredSecret::Fresh(WebhookSecret::generate()),
+            previous_secret: None,
+            previous_secret_until: None,
+            headers: BTreeMap::new(),
+            retry_count: DEFAULT_RETRY_COUNT,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            status: WebhookStatus::Active,
+            disabled_reason: None,
+            filter: None,
+            format: Format::Json,
+            created_at: now,
+            updated_at: now,
+            last_triggered_at: None,
+            last_error: None,
+            last_success_at: None,
+            failure_streak: 0,
+        };
+        w.apply(change);
+        w
+    }
+
+    /// Writes a validated change into the webhook (nothing is stored here). A header value
+    /// given back as `[redacted]` keeps the stored one; going active clears why it was
+    /// disabled.
+    pub fn apply(&mut self, change: WebhookChange) {
+        let WebhookChange {
+            url,
+            events,
+            secret,
+            name,
+            description,
+            headers,
+            retry_count,
+            timeout_ms,
+            status,
+            filter,
+            format,
+        } = change;
+        if let Some(mut headers) = headers {
+            for (header, value) in headers.iter_mut() {
+                if value == REDACTED {
+                    if let Some(kept) = self.headers.get(header) {
+                        value.clone_from(kept);
+                    }
+                }
+            }
+            self.headers = headers;
+        }
+        if status == Some(WebhookStatus::Active) {
+            self.disabled_reason = None;
+        }
+        self.url = url.unwrap_or(std::mem::take(&mut self.url));
+        self.events = events.unwrap_or(std::mem::take(&mut self.events));
+        if let Some(secret) = secret {
+            self.secret = StoredSecret::Fresh(secret);
+        }
+        self.name = name.unwrap_or(self.name.take());
+        self.description = description.unwrap_or(self.description.take());
+        self.retry_count = retry_count.unwrap_or(self.retry_count);
+        self.timeout_ms = timeout_ms.unwrap_or(self.timeout_ms);
+        self.status = status.unwrap_or(self.status);
+        self.filter = filter.unwrap_or(self.filter.take());
+        self.format = format.unwrap_or(self.format);
+    }
+
     /// The view its owner (or an admin) is answered: credential-bearing header values redacted.
     pub fn view(&self) -> WebhookView<'_> {
         WebhookView {
@@ -111,10 +180,10 @@ impl Webhook {
                 .collect(),
             retry_count: self.retry_count,
             timeout_ms: self.timeout_ms,
-            status: &self.status,
+            status: self.status,
             disabled_reason: &self.disabled_reason,
             filter: &self.filter,
-            format: &self.format,
+            format: self.format,
             created_at: to_rfc3339(self.created_at),
             updated_at: to_rfc3339(self.updated_at),
             last_triggered_at: self.last_triggered_at.map(to_rfc3339),
@@ -134,7 +203,7 @@ impl Webhook {
 
     /// Whether the webhook is `active`.
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == WebhookStatus::Active
     }
 }
 
@@ -172,9 +241,14 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
     let events: String = row.try_get("events")?;
     let headers: String = row.try_get("headers")?;
     let filter: Option<String> = row.try_get("filter")?;
+    let status: String = row.try_get("status")?;
+    let format: String = row.try_get("format")?;
     Ok(Webhook {
-        id: row.try_get("id")?,
-        owner_key_id: row.try_get("owner_key_id")?,
+        id: WebhookId::try_from(row.try_get::<String, _>("id")?)?,
+        owner_key_id: row
+            .try_get::<Option<String>, _>("owner_key_id")?
+            .map(ApiKeyId::try_from)
+            .transpose()?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         url: row.try_get("url")?,
@@ -187,13 +261,15 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Webhook, StoreError> {
         headers: serde_json::from_str(&headers).map_err(|e| corrupt("headers", e))?,
         retry_count: row.try_get("retry_count")?,
         timeout_ms: row.try_get("timeout_ms")?,
-        status: row.try_get("status")?,
+        status: WebhookStatus::parse(&status)
+            .ok_or_else(|| StoreError::internal(format!("corrupt webhook status {status:?}")))?,
         disabled_reason: row.try_get("disabled_reason")?,
         filter: filter
             .map(|f| serde_json::from_str(&f))
             .transpose()
             .map_err(|e| corrupt("filter", e))?,
-        format: row.try_get("format")?,
+        format: Format::parse(&format)
+            .ok_or_else(|| StoreError::internal(format!("corrupt webhook format {format:?}")))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_triggered_at: row.try_get("last_triggered_at")?,
@@ -209,7 +285,9 @@ pub enum Owner<'a> {
     /// Every webhook.
     Anyone,
     /// Only webhooks created by this key id.
-    Key(&'a str),
+    Key(&'a ApiKeyId),
+    /// None: a user session, which never owns webhooks.
+    Nobody,
 }
 
 impl Store {
@@ -230,12 +308,12 @@ impl Store {
         let mut tx = self.begin().await?;
         if let (Some(quota), Some(owner)) = (quota, &w.owner_key_id) {
             sqlx::query("UPDATE api_keys SET name = name WHERE id = $1")
-                .bind(owner)
+                .bind(owner.as_str())
                 .execute(&mut *tx)
                 .await?;
             let owned: i64 =
                 sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE owner_key_id = $1")
-                    .bind(owner)
+                    .bind(owner.as_str())
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get("n")?;
@@ -256,16 +334,17 @@ impl Store {
     }
 
     /// One webhook, if the owner may see it.
-    pub async fn webhook(&self, id: &str, owner: Owner<'_>) -> Result<Webhook, StoreError> {
+    pub async fn webhook(&self, id: &WebhookId, owner: Owner<'_>) -> Result<Webhook, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1");
         let row = sqlx::query(&sql)
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.read)
             .await?
             .ok_or(StoreError::NotFound)?;
         let w = from_row(&row)?;
         match owner {
-            Owner::Key(key) if w.owner_key_id.as_deref() != Some(key) => Err(StoreError::NotFound),
+            Owner::Key(key) if w.owner_key_id.as_ref() != Some(key) => Err(StoreError::NotFound),
+            Owner::Nobody => Err(StoreError::NotFound),
             _ => Ok(w),
         }
     }
@@ -283,6 +362,7 @@ impl Store {
             )
         };
         let rows = match owner {
+            Owner::Nobody => return Ok(Vec::new()),
             Owner::Anyone => {
                 sqlx::query(&sql(""))
                     .bind(after.unwrap_or(""))
@@ -294,7 +374,7 @@ impl Store {
                 sqlx::query(&sql("owner_key_id = $3 AND"))
                     .bind(after.unwrap_or(""))
                     .bind(limit)
-                    .bind(key)
+                    .bind(key.as_str())
                     .fetch_all(&self.read)
                     .await?
             }
@@ -316,21 +396,21 @@ impl Store {
              updated_at = $16, failure_streak = CASE WHEN $12 = 'active' THEN 0 ELSE failure_streak END \
              WHERE id = $1",
         )
-        .bind(&w.id)
+        .bind(w.id.as_str())
         .bind(&w.name)
         .bind(&w.description)
         .bind(&w.url)
-        .bind(serde_json::to_string(&w.events).expect("strings serialize"))
+        .bind(serde_json::to_string(&w.events).expect("patterns serialize"))
         .bind(secret)
         .bind(previous_secret)
         .bind(w.previous_secret_until)
         .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
         .bind(w.retry_count)
         .bind(w.timeout_ms)
-        .bind(&w.status)
+        .bind(w.status.as_str())
         .bind(&w.disabled_reason)
         .bind(w.filter.as_ref().map(|f| serde_json::to_string(f).expect("filter serializes")))
-        .bind(&w.format)
+        .bind(w.format.as_str())
         .bind(w.updated_at)
         .execute(&mut *tx)
         .await?;
@@ -345,20 +425,20 @@ impl Store {
     }
 
     /// Deletes a webhook with its deliveries and their attempts.
-    pub async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = $1)",
         )
-        .bind(id)
+        .bind(id.as_str())
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM deliveries WHERE webhook_id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -423,26 +503,26 @@ fn bind_all<'q>(
     w: &Webhook,
     (secret, previous_secret): (String, Option<String>),
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    q.bind(w.id.clone())
-        .bind(w.owner_key_id.clone())
+    q.bind(w.id.to_string())
+        .bind(w.owner_key_id.as_ref().map(ApiKeyId::to_string))
         .bind(w.name.clone())
         .bind(w.description.clone())
         .bind(w.url.clone())
-        .bind(serde_json::to_string(&w.events).expect("strings serialize"))
+        .bind(serde_json::to_string(&w.events).expect("patterns serialize"))
         .bind(secret)
         .bind(previous_secret)
         .bind(w.previous_secret_until)
         .bind(serde_json::to_string(&w.headers).expect("strings serialize"))
         .bind(w.retry_count)
         .bind(w.timeout_ms)
-        .bind(w.status.clone())
+        .bind(w.status.as_str())
         .bind(w.disabled_reason.clone())
         .bind(
             w.filter
                 .as_ref()
                 .map(|f| serde_json::to_string(f).expect("filter serializes")),
         )
-        .bind(w.format.clone())
+        .bind(w.format.as_str())
         .bind(w.created_at)
         .bind(w.updated_at)
         .bind(w.last_triggered_at)

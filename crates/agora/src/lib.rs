@@ -213,7 +213,7 @@ async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<O
         .map(|k| k.expose().to_owned())
         .unwrap_or_else(agora_store::keys::generate_value);
     match store
-        .create_key("admin", &["admin".to_owned()], &value)
+        .create_key("admin", &agora_forum::abilities::Abilities::admin(), &value)
         .await
     {
         // Another node of the cluster bootstrapped the same key first.

@@ -80,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
                     config,
                 },
         } => {
-            agora_api::check_abilities(&abilities).map_err(anyhow::Error::msg)?;
+            let parsed =
+                agora_forum::abilities::Abilities::parse(&abilities).map_err(anyhow::Error::msg)?;
             let store = agora_store::Store::open(
                 &config.database_url()?,
                 Default::default(),
@@ -88,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             let value = agora_store::keys::generate_value();
-            let key = store.create_key(&name, &abilities, &value).await?;
+            let key = store.create_key(&name, &parsed, &value).await?;
             store.close().await;
             println!("{value}");
             eprintln!(

@@ -8,7 +8,8 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use agora_core::ids::{has_prefix, DELIVERY};
+use agora_core::ids::DeliveryId;
+use agora_forum::abilities::{Ability, Resource};
 use agora_store::deliveries::{Delivery, DeliveryFilter};
 use agora_store::StoreError;
 
@@ -40,7 +41,7 @@ async fn list(
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     let webhook = load(&state, &caller, &id).await?;
     let limit = crate::pagination::PageQuery {
         limit: q.limit,
@@ -74,10 +75,8 @@ async fn load_delivery(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<(Delivery, Vec<agora_store::deliveries::Attempt>)> {
-    if !has_prefix(id, DELIVERY) {
-        return Err(ApiError::not_found("delivery"));
-    }
-    let found = match state.store.delivery(id).await {
+    let id = DeliveryId::parse(id).ok_or_else(|| ApiError::not_found("delivery"))?;
+    let found = match state.store.delivery(&id).await {
         Err(StoreError::NotFound) => return Err(ApiError::not_found("delivery")),
         other => other?,
     };
@@ -92,7 +91,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     let (delivery, attempts) = load_delivery(&state, &caller, &id).await?;
     let mut body = serde_json::to_value(delivery).expect("deliveries serialize");
     body["attempts"] = serde_json::to_value(attempts).expect("attempts serialize");
@@ -104,7 +103,7 @@ async fn redeliver(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let (delivery, _) = load_delivery(&state, &caller, &id).await?;
     // An inactive webhook receives nothing, a redelivery included (as `recover` answers).
     if !load(&state, &caller, &delivery.webhook_id)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use agora_core::event::{Event, EventType};
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::catalog::{is_builtin_resource, BUILTIN};
 use agora_store::catalog::CustomEventType;
 use agora_store::StoreError;
@@ -65,7 +66,7 @@ async fn register_type(
     caller: Caller,
     Json(input): Json<NewType>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("events:write")?;
+    caller.require(Ability::Write(Resource::Events))?;
     let name = EventType::parse(&input.name)
         .map_err(|e| ApiError::invalid("invalid_event", e.to_string()))?;
     if is_builtin_resource(name.resource()) {
@@ -131,7 +132,7 @@ async fn publish(
     caller: Caller,
     Json(input): Json<NewEvent>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("events:write")?;
+    caller.require(Ability::Write(Resource::Events))?;
     let event = checked_event(&state, input).await?;
     let queued = state.store.publish_event(event.clone(), None).await?;
     let mut body = serde_json::to_value(&event).expect("events serialize");
@@ -151,7 +152,7 @@ async fn publish_batch(
     caller: Caller,
     Json(input): Json<NewEvents>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("events:write")?;
+    caller.require(Ability::Write(Resource::Events))?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "invalid_batch",

@@ -8,6 +8,8 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
+use agora_core::ids::ApiKeyId;
+use agora_forum::abilities::{Abilities, Ability};
 use agora_store::keys::generate_value;
 use agora_store::StoreError;
 
@@ -15,47 +17,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json};
 use crate::AppState;
 
-/// Every ability a key may hold.
-pub const ABILITIES: &[&str] = &[
-    "admin",
-    "webhooks:read",
-    "webhooks:write",
-    "events:read",
-    "events:write",
-    "threads:read",
-    "threads:write",
-    "posts:read",
-    "posts:write",
-    "users:read",
-    "users:write",
-    "categories:read",
-    "categories:write",
-    "groups:read",
-    "groups:write",
-    "tags:read",
-    "tags:write",
-    "moderation:read",
-    "moderation:write",
-];
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/api-keys", post(create).get(list))
         .route("/v1/api-keys/{id}", delete(revoke))
-}
-
-/// Checks a list of abilities, as given to `POST /v1/api-keys` and `agora keys create`.
-pub fn check_abilities(abilities: &[String]) -> Result<(), String> {
-    if abilities.is_empty() {
-        return Err("a key needs at least one ability".into());
-    }
-    match abilities.iter().find(|a| !ABILITIES.contains(&a.as_str())) {
-        Some(unknown) => Err(format!(
-            "unknown ability `{unknown}`; known: {}",
-            ABILITIES.join(", ")
-        )),
-        None => Ok(()),
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,8 +35,9 @@ async fn create(
     caller: Caller,
     Json(input): Json<NewKey>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("admin")?;
-    check_abilities(&input.abilities).map_err(|m| ApiError::invalid("invalid_abilities", m))?;
+    caller.require(Ability::Admin)?;
+    let abilities = Abilities::parse(&input.abilities)
+        .map_err(|m| ApiError::invalid("invalid_abilities", m))?;
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
         return Err(ApiError::invalid(
             "invalid_body",
@@ -81,7 +47,7 @@ async fn create(
     let value = generate_value();
     let key = state
         .store
-        .create_key(&input.name, &input.abilities, &value)
+        .create_key(&input.name, &abilities, &value)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -92,7 +58,7 @@ async fn create(
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    caller.require("admin")?;
+    caller.require(Ability::Admin)?;
     let keys = state.store.list_keys().await?;
     let data: Vec<_> = keys
         .iter()
@@ -116,7 +82,8 @@ async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("admin")?;
+    caller.require(Ability::Admin)?;
+    let id = ApiKeyId::parse(&id).ok_or_else(|| ApiError::not_found("API key"))?;
     match state.store.revoke_key(&id).await {
         Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
         other => other.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),

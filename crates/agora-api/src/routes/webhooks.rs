@@ -1,7 +1,5 @@
 //! `/v1/webhooks`: register, list, read, change, delete, test, rotate, recover.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -11,14 +9,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use agora_core::event::{Event, EventType};
-use agora_core::format::Format;
-use agora_core::ids::{has_prefix, new_id, WEBHOOK};
+use agora_core::ids::WebhookId;
 use agora_core::signing::WebhookSecret;
 use agora_core::subscription::EventPattern;
-use agora_core::target::TargetError;
 use agora_core::time::{now_ms, parse_rfc3339};
+use agora_core::webhook::{Mode, Vetting, WebhookChange, WebhookInput};
+use agora_forum::abilities::{Ability, Resource};
 use agora_store::secretbox::StoredSecret;
-use agora_store::webhooks::{Webhook, WebhookFilter, REDACTED};
+use agora_store::webhooks::Webhook;
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
@@ -38,23 +36,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/{id}/recover", post(recover))
 }
 
-/// The fields a client may send; which are required depends on the method.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebhookInput {
-    url: Option<String>,
-    events: Option<Vec<String>>,
-    name: Option<String>,
-    description: Option<String>,
-    secret: Option<String>,
-    headers: Option<BTreeMap<String, String>>,
-    retry_count: Option<i64>,
-    timeout_ms: Option<i64>,
-    status: Option<String>,
-    filter: Option<WebhookFilter>,
-    format: Option<String>,
-}
-
 /// The webhook with its secret, for the one answer that shows it (at creation the secret is
 /// always fresh: generated or supplied in this request).
 fn with_secret(w: &Webhook) -> Value {
@@ -71,10 +52,8 @@ fn view(w: &Webhook) -> Value {
 
 /// Loads a webhook the caller may see, answering 404 for anyone else's.
 pub(crate) async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Webhook> {
-    if !has_prefix(id, WEBHOOK) {
-        return Err(ApiError::not_found("webhook"));
-    }
-    match state.store.webhook(id, caller.owner()).await {
+    let id = WebhookId::parse(id).ok_or_else(|| ApiError::not_found("webhook"))?;
+    match state.store.webhook(&id, caller.owner()).await {
         Err(StoreError::NotFound) => Err(ApiError::not_found("webhook")),
         other => Ok(other?),
     }
@@ -85,33 +64,10 @@ async fn create(
     caller: Caller,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
-    let now = now_ms();
-    let mut w = Webhook {
-        id: new_id(WEBHOOK),
-        owner_key_id: caller.key().map(|k| k.id.clone()),
-        name: None,
-        description: None,
-        url: String::new(),
-        events: Vec::new(),
-        secret: StoredSecret::Fresh(WebhookSecret::generate()),
-        previous_secret: None,
-        previous_secret_until: None,
-        headers: BTreeMap::new(),
-        retry_count: 10,
-        timeout_ms: 5_000,
-        status: "active".into(),
-        disabled_reason: None,
-        filter: None,
-        format: "json".into(),
-        created_at: now,
-        updated_at: now,
-        last_triggered_at: None,
-        last_error: None,
-        last_success_at: None,
-        failure_streak: 0,
-    };
-    apply(&state, &caller, &mut w, input, Mode::Create).await?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
+    let change = parse(&state, &caller, input, Mode::Full).await?;
+    let owner = caller.key().map(|k| k.id.clone());
+    let w = Webhook::new(owner, change, now_ms());
     let quota = (!caller.is_admin()).then_some(state.max_webhooks_per_key);
     state.store.insert_webhook(&w, quota).await?;
     Ok((StatusCode::CREATED, axum::Json(with_secret(&w))))
@@ -122,13 +78,13 @@ async fn list(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     let limit = page.limit()?;
     let hooks = state
         .store
         .list_webhooks(caller.owner(), page.cursor.as_deref(), limit)
         .await?;
-    let page = Page::new(hooks, limit, |w| w.id.clone());
+    let page = Page::new(hooks, limit, |w| w.id.to_string());
     Ok(axum::Json(json!({
         "data": page.data.iter().map(view).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
@@ -140,7 +96,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:read")?;
+    caller.require(Ability::Read(Resource::Webhooks))?;
     Ok(axum::Json(view(&load(&state, &caller, &id).await?)))
 }
 
@@ -159,7 +115,7 @@ async fn replace(
     Path(id): Path<String>,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<impl IntoResponse> {
-    update(state, caller, id, input, Mode::Replace).await
+    update(state, caller, id, input, Mode::Full).await
 }
 
 async fn update(
@@ -169,9 +125,9 @@ async fn update(
     input: WebhookInput,
     mode: Mode,
 ) -> ApiResult<axum::Json<Value>> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let mut w = load(&state, &caller, &id).await?;
-    apply(&state, &caller, &mut w, input, mode).await?;
+    w.apply(parse(&state, &caller, input, mode).await?);
     w.updated_at = now_ms();
     state.store.update_webhook(&w).await?;
     Ok(axum::Json(view(&w)))
@@ -182,7 +138,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
     state.store.delete_webhook(&w.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -200,7 +156,7 @@ async fn test(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
     let input: TestInput = if body.iter().all(u8::is_ascii_whitespace) {
         TestInput::default()
@@ -273,7 +229,7 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let mut w = load(&state, &caller, &id).await?;
     let now = now_ms();
     let fresh = WebhookSecret::generate();
@@ -302,7 +258,7 @@ async fn recover(
     Path(id): Path<String>,
     Json(input): Json<RecoverInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("webhooks:write")?;
+    caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
     let since = parse_rfc3339(&input.since)
         .ok_or_else(|| ApiError::invalid("invalid_since", "since must be an RFC 3339 timestamp"))?;
@@ -319,144 +275,39 @@ async fn recover(
     ))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// POST: `url` and `events` required, defaults for the rest.
-    Create,
-    /// PUT: as create, but the secret stays unless one is given.
-    Replace,
-    /// PATCH: only the fields given change.
-    Patch,
-}
-
-/// Validates `input` and writes it into `w`. Nothing is stored here: any error leaves the
-/// webhook as it was.
-async fn apply(
+/// Validates a webhook's input in the domain ([`WebhookChange::parse`]); what needs the
+/// store or the caller (known event types, abilities) is vetted here.
+async fn parse(
     state: &AppState,
     caller: &Caller,
-    w: &mut Webhook,
     input: WebhookInput,
     mode: Mode,
-) -> ApiResult<()> {
-    let full = mode != Mode::Patch;
-    match input.url {
-        Some(url) => w.url = check_url(state, &url).await?,
-        None if full => return Err(ApiError::invalid("invalid_url", "url is required")),
-        None => {}
-    }
-    match input.events {
-        Some(events) => w.events = check_events(state, caller, events).await?,
-        None if full => return Err(ApiError::invalid("invalid_events", "events is required")),
-        None => {}
-    }
-    if let Some(secret) = input.secret {
-        let secret = WebhookSecret::parse(&secret)
-            .map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))?;
-        w.secret = StoredSecret::Fresh(secret);
-    }
-    if full || input.name.is_some() {
-        w.name = check_text("name", input.name, 200)?;
-    }
-    if full || input.description.is_some() {
-        w.description = check_text("description", input.description, 2000)?;
-    }
-    if full || input.headers.is_some() {
-        let mut headers = input.headers.unwrap_or_default();
-        keep_write_only_values(&mut headers, &w.headers);
-        w.headers = check_headers(headers)?;
-    }
-    if let Some(n) = input.retry_count.or(full.then_some(10)) {
-        if !(0..=10).contains(&n) {
-            return Err(ApiError::invalid(
-                "invalid_retry_count",
-                "retry_count must be between 0 and 10",
-            ));
-        }
-        w.retry_count = n;
-    }
-    if let Some(ms) = input.timeout_ms.or(full.then_some(5_000)) {
-        if !(1_000..=30_000).contains(&ms) {
-            return Err(ApiError::invalid(
-                "invalid_timeout",
-                "timeout_ms must be between 1000 and 30000",
-            ));
-        }
-        w.timeout_ms = ms;
-    }
-    if let Some(status) = input.status.or(full.then(|| "active".to_owned())) {
-        if status != "active" && status != "inactive" {
-            return Err(ApiError::invalid(
-                "invalid_status",
-                "status must be `active` or `inactive`",
-            ));
-        }
-        if status == "active" {
-            w.disabled_reason = None;
-        }
-        w.status = status;
-    }
-    if full || input.filter.is_some() {
-        w.filter = check_filter(input.filter)?;
-    }
-    if let Some(format) = input.format.or(full.then(|| "json".to_owned())) {
-        Format::parse(&format).ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_format",
-                "format must be `json`, `slack` or `discord`",
-            )
-        })?;
-        w.format = format;
-    }
-    Ok(())
+) -> ApiResult<WebhookChange> {
+    WebhookChange::parse(input, mode, &state.targets, &Vet { state, caller }).await
 }
 
-/// Checks a target URL: syntax and scheme, a literal address, and what the host resolves to now
-/// (it is checked again at every connection).
-async fn check_url(state: &AppState, raw: &str) -> ApiResult<String> {
-    let invalid = |e: TargetError| ApiError::invalid("invalid_url", e.to_string());
-    let url = state.targets.check_url(raw).map_err(invalid)?;
-    if let (Some(url::Host::Domain(host)), false) = (url.host(), state.targets.allow_private) {
-        let port = url.port_or_known_default().unwrap_or(443);
-        // A name that does not resolve today may tomorrow: it is checked again when connecting.
-        if let Err(TargetError::PrivateAddress) = state.targets.resolve(host, port).await {
-            return Err(invalid(TargetError::PrivateAddress));
-        }
-    }
-    Ok(url.to_string())
+/// What an event pattern needs beyond its syntax: to match something, and the caller's
+/// ability to read it (`*` needs `admin`).
+struct Vet<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
 }
 
-async fn check_events(
-    state: &AppState,
-    caller: &Caller,
-    events: Vec<String>,
-) -> ApiResult<Vec<String>> {
-    if events.is_empty() || events.len() > 100 {
-        return Err(ApiError::invalid(
-            "invalid_events",
-            "events must list 1 to 100 event names",
-        ));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(events.len());
-    for raw in events {
-        let pattern = EventPattern::parse(&raw)
-            .map_err(|e| ApiError::invalid("invalid_events", e.to_string()))?;
-        check_known(state, &pattern).await?;
+impl Vetting for Vet<'_> {
+    type Error = ApiError;
+
+    async fn pattern(&self, pattern: &EventPattern) -> ApiResult<()> {
+        check_known(self.state, pattern).await?;
         match pattern.resource() {
-            Some(resource) => caller.require(agora_forum::catalog::read_ability(resource))?,
-            None => {
-                if !caller.is_admin() {
-                    return Err(ApiError::forbidden(
-                        "subscribing to `*` needs the `admin` ability",
-                    ));
-                }
-            }
-        }
-        let normalized = pattern.to_string();
-        if !out.contains(&normalized) {
-            out.push(normalized);
+            Some(resource) => self
+                .caller
+                .require(agora_forum::catalog::read_ability(resource)),
+            None if self.caller.is_admin() => Ok(()),
+            None => Err(ApiError::forbidden(
+                "subscribing to `*` needs the `admin` ability",
+            )),
         }
     }
-    Ok(out)
 }
 
 /// Refuses patterns that can never match: unknown exact names and unknown resources.
@@ -480,93 +331,5 @@ async fn check_known(state: &AppState, pattern: &EventPattern) -> ApiResult<()> 
             "unknown_event",
             format!("`{pattern}` matches no known event type; see GET /v1/event-types"),
         ))
-    }
-}
-
-fn check_text(field: &str, value: Option<String>, max: usize) -> ApiResult<Option<String>> {
-    match value {
-        Some(v) if v.chars().count() > max => Err(ApiError::invalid(
-            "invalid_body",
-            format!("{field} must be at most {max} characters"),
-        )),
-        other => Ok(other),
-    }
-}
-
-/// Header values are write-only where they carry credentials: they are shown as
-/// `[redacted]`, so a webhook read and sent back keeps the values it had.
-fn keep_write_only_values(given: &mut BTreeMap<String, String>, stored: &BTreeMap<String, String>) {
-    for (name, value) in given.iter_mut() {
-        if value == REDACTED {
-            if let Some(kept) = stored.get(name) {
-                value.clone_from(kept);
-            }
-        }
-    }
-}
-
-/// The longest custom header name accepted.
-const MAX_HEADER_NAME: usize = 256;
-
-/// The longest category id or tag a filter may list.
-const MAX_FILTER_ITEM: usize = 200;
-
-fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
-    if headers.len() > 20 {
-        return Err(ApiError::invalid(
-            "invalid_header",
-            "at most 20 custom headers",
-        ));
-    }
-    for (name, value) in &headers {
-        if name.len() > MAX_HEADER_NAME {
-            return Err(ApiError::invalid(
-                "invalid_header",
-                format!("a header name may have at most {MAX_HEADER_NAME} characters"),
-            ));
-        }
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ApiError::invalid(
-                "invalid_header",
-                format!("{name:?} is not a valid header name"),
-            ));
-        }
-        if agora_core::dispatcher::sender::is_reserved_header(name) {
-            return Err(ApiError::invalid(
-                "invalid_header",
-                format!("header {name:?} is set by Agora and cannot be overridden"),
-            ));
-        }
-        if value.len() > 4096 || axum::http::HeaderValue::from_str(value).is_err() {
-            return Err(ApiError::invalid(
-                "invalid_header",
-                format!("the value of {name:?} is not a valid header value"),
-            ));
-        }
-    }
-    Ok(headers)
-}
-
-fn check_filter(filter: Option<WebhookFilter>) -> ApiResult<Option<WebhookFilter>> {
-    match filter {
-        Some(f) if f.category_ids.len() > 100 || f.tags.len() > 100 => Err(ApiError::invalid(
-            "invalid_filter",
-            "filter lists at most 100 categories and 100 tags",
-        )),
-        Some(f)
-            if f.category_ids
-                .iter()
-                .chain(&f.tags)
-                .any(|item| item.is_empty() || item.chars().count() > MAX_FILTER_ITEM) =>
-        {
-            Err(ApiError::invalid(
-                "invalid_filter",
-                format!(
-                    "each category id and tag in a filter has 1 to {MAX_FILTER_ITEM} characters"
-                ),
-            ))
-        }
-        Some(f) if f.category_ids.is_empty() && f.tags.is_empty() => Ok(None),
-        other => Ok(other),
     }
 }

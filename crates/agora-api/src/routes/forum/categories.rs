@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::{Category, Membership};
 use agora_store::forum::categories::{self as rows, CategoryFields};
@@ -81,7 +82,7 @@ async fn create(
     caller: Caller,
     Json(input): Json<CategoryInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("categories:write")?;
+    caller.require(Ability::Write(Resource::Categories))?;
     let fields = parse(input, None)?;
     let id = new_id(prefix::CATEGORY);
     let mut tx = state.store.begin_publication().await?;
@@ -101,7 +102,7 @@ async fn list(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Category>>> {
-    caller.require("categories:read")?;
+    caller.require(Ability::Read(Resource::Categories))?;
     let limit = page.limit()?;
     let mut conn = state.store.reader().await?;
     let items = rows::list(&mut conn, keyset(&page)?.as_ref(), limit).await?;
@@ -119,7 +120,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Category>> {
-    caller.require("categories:read")?;
+    caller.require(Ability::Read(Resource::Categories))?;
     check_id(&id, prefix::CATEGORY, "category")?;
     let mut conn = state.store.reader().await?;
     Ok(axum::Json(found(
@@ -134,7 +135,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<CategoryInput>,
 ) -> ApiResult<axum::Json<Category>> {
-    caller.require("categories:write")?;
+    caller.require(Ability::Write(Resource::Categories))?;
     check_id(&id, prefix::CATEGORY, "category")?;
     let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "category")?;
@@ -155,7 +156,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("categories:write")?;
+    caller.require(Ability::Write(Resource::Categories))?;
     check_id(&id, prefix::CATEGORY, "category")?;
     let mut tx = state.store.begin_publication().await?;
     let category = found(rows::get(&mut tx, &id).await, "category")?;
@@ -183,11 +184,11 @@ async fn join(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("categories:read")?;
+    caller.require(Ability::Read(Resource::Categories))?;
     check_id(&id, prefix::CATEGORY, "category")?;
     let input: Join = optional_body(&body)?;
     if caller.user_id().is_none() {
-        caller.require("categories:write")?;
+        caller.require(Ability::Write(Resource::Categories))?;
     }
     let mut tx = state.store.begin_publication().await?;
     found(rows::get(&mut tx, &id).await, "category")?;
@@ -214,7 +215,7 @@ async fn members(
     Path(id): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Membership>>> {
-    caller.require("categories:read")?;
+    caller.require(Ability::Read(Resource::Categories))?;
     check_id(&id, prefix::CATEGORY, "category")?;
     let limit = page.limit()?;
     let mut conn = state.store.reader().await?;
@@ -228,14 +229,14 @@ async fn leave(
     caller: Caller,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Membership>> {
-    caller.require("categories:read")?;
+    caller.require(Ability::Read(Resource::Categories))?;
     check_id(&id, prefix::CATEGORY, "category")?;
     check_id(&user_id, prefix::USER, "member")?;
     match caller.user_id() {
-        Some(me) if me != user_id && !caller.can("categories:write") => {
+        Some(me) if me != user_id && !caller.can(Ability::Write(Resource::Categories)) => {
             return Err(ApiError::forbidden("a member may only remove themselves"))
         }
-        None => caller.require("categories:write")?,
+        None => caller.require(Ability::Write(Resource::Categories))?,
         _ => {}
     }
     let mut tx = state.store.begin_publication().await?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::{Group, User};
 use agora_store::forum::groups::{self as rows, GroupFields};
@@ -73,7 +74,7 @@ async fn create(
     caller: Caller,
     Json(input): Json<GroupInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("groups:write")?;
+    caller.require(Ability::Write(Resource::Groups))?;
     let fields = parse(input, None)?;
     let id = new_id(prefix::GROUP);
     let mut tx = state.store.begin_publication().await?;
@@ -93,7 +94,7 @@ async fn list(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Group>>> {
-    caller.require("groups:read")?;
+    caller.require(Ability::Read(Resource::Groups))?;
     let limit = page.limit()?;
     let mut conn = state.store.reader().await?;
     let items = rows::list(&mut conn, id_cursor(&page)?, limit).await?;
@@ -105,7 +106,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Group>> {
-    caller.require("groups:read")?;
+    caller.require(Ability::Read(Resource::Groups))?;
     check_id(&id, prefix::GROUP, "group")?;
     let mut conn = state.store.reader().await?;
     Ok(axum::Json(found(rows::get(&mut conn, &id).await, "group")?))
@@ -117,7 +118,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<GroupInput>,
 ) -> ApiResult<axum::Json<Group>> {
-    caller.require("groups:write")?;
+    caller.require(Ability::Write(Resource::Groups))?;
     check_id(&id, prefix::GROUP, "group")?;
     let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "group")?;
@@ -138,7 +139,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("groups:write")?;
+    caller.require(Ability::Write(Resource::Groups))?;
     check_id(&id, prefix::GROUP, "group")?;
     let mut tx = state.store.begin_publication().await?;
     let group = found(rows::get(&mut tx, &id).await, "group")?;
@@ -187,7 +188,7 @@ async fn set_group(
     user_id: String,
     on: bool,
 ) -> ApiResult<axum::Json<User>> {
-    caller.require("groups:write")?;
+    caller.require(Ability::Write(Resource::Groups))?;
     check_id(&id, prefix::GROUP, "group")?;
     check_id(&user_id, super::prefix::USER, "user")?;
     let mut tx = state.store.begin_publication().await?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use agora_core::ids::{has_prefix, new_id};
 use agora_core::time::{now_ms, to_rfc3339};
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::{ContentType, Report, ReportStatus, SpamFlag};
 use agora_store::forum::threads::Mark;
@@ -74,7 +75,7 @@ async fn spam(
     id: String,
     on: bool,
 ) -> ApiResult<axum::Json<SpamFlag>> {
-    caller.require("moderation:write")?;
+    caller.require(Ability::Write(Resource::Moderation))?;
     let now = now_ms();
     let mut tx = state.store.begin_publication().await?;
     let (changed, thread, post, r) = match content_type {
@@ -152,7 +153,7 @@ async fn report(
     Json(input): Json<NewReport>,
 ) -> ApiResult<impl IntoResponse> {
     if caller.user_id().is_none() {
-        caller.require("moderation:write")?;
+        caller.require(Ability::Write(Resource::Moderation))?;
     }
     let target = ContentType::parse(&input.target_type).ok_or_else(|| {
         ApiError::invalid("invalid_target", "target_type must be thread, post or user")
@@ -196,7 +197,7 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<Report>>> {
-    caller.require("moderation:read")?;
+    caller.require(Ability::Read(Resource::Moderation))?;
     let status = match q.status.as_deref() {
         None => None,
         Some("open") => Some(ReportStatus::Open),
@@ -227,7 +228,7 @@ async fn read(
     check_id(&id, prefix::REPORT, "report")?;
     let mut conn = state.store.reader().await?;
     let report = found(rows::get(&mut conn, &id).await, "report")?;
-    if !caller.can("moderation:read") && report.reported_by != caller.actor_id() {
+    if !caller.can(Ability::Read(Resource::Moderation)) && report.reported_by != caller.actor_id() {
         return Err(ApiError::not_found("report"));
     }
     Ok(axum::Json(report))
@@ -245,7 +246,7 @@ async fn resolve(
     Path(id): Path<String>,
     Json(input): Json<Resolution>,
 ) -> ApiResult<axum::Json<Report>> {
-    caller.require("moderation:write")?;
+    caller.require(Ability::Write(Resource::Moderation))?;
     check_id(&id, prefix::REPORT, "report")?;
     let resolution =
         input::text("resolution", &input.resolution, 1, limits::DESCRIPTION).map_err(invalid)?;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use agora_core::ids::{has_prefix, new_id};
 use agora_core::time::now_ms;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::Post;
 use agora_store::forum::posts::{self as rows, NewPost};
@@ -58,7 +59,7 @@ async fn create(
     Path(thread_id): Path<String>,
     Json(input): Json<NewPostInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("posts:write")?;
+    caller.require(Ability::Write(Resource::Posts))?;
     let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
     let mut tx = state.store.begin_publication().await?;
     let thread = super::threads::load(&mut tx, &thread_id).await?;
@@ -117,8 +118,8 @@ async fn list(
     Path(thread_id): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<Post>>> {
-    caller.require("posts:read")?;
-    if q.include_spam && !caller.can("moderation:read") {
+    caller.require(Ability::Read(Resource::Posts))?;
+    if q.include_spam && !caller.can(Ability::Read(Resource::Moderation)) {
         return Err(ApiError::forbidden("only moderators list spam"));
     }
     let page = PageQuery {
@@ -144,7 +145,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Post>> {
-    caller.require("posts:read")?;
+    caller.require(Ability::Read(Resource::Posts))?;
     let mut conn = state.store.reader().await?;
     Ok(axum::Json(load(&mut conn, &id).await?))
 }
@@ -161,7 +162,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<PostChange>,
 ) -> ApiResult<axum::Json<Post>> {
-    caller.require("posts:write")?;
+    caller.require(Ability::Write(Resource::Posts))?;
     let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
     let mut tx = state.store.begin_publication().await?;
     let before = load(&mut tx, &id).await?;
@@ -179,7 +180,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("posts:write")?;
+    caller.require(Ability::Write(Resource::Posts))?;
     let mut tx = state.store.begin_publication().await?;
     let post = load(&mut tx, &id).await?;
     require_owner(&caller, &post.user.id, "post")?;

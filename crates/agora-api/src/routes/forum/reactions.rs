@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input;
 use agora_forum::model::Reaction;
 use agora_store::forum::reactions as rows;
@@ -42,7 +43,7 @@ async fn add(
     Path(post_id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("posts:write")?;
+    caller.require(Ability::Write(Resource::Posts))?;
     let input: ReactionInput = optional_body(&body)?;
     let kind = input::reaction_kind(input.kind.as_deref()).map_err(invalid)?;
     let mut tx = state.store.begin_publication().await?;
@@ -79,7 +80,7 @@ async fn remove(
     Path(post_id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<Reaction>> {
-    caller.require("posts:write")?;
+    caller.require(Ability::Write(Resource::Posts))?;
     let input: ReactionInput = optional_body(&body)?;
     let kind = input::reaction_kind(input.kind.as_deref()).map_err(invalid)?;
     let mut tx = state.store.begin_publication().await?;
@@ -100,7 +101,7 @@ async fn list(
     Path(post_id): Path<String>,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Reaction>>> {
-    caller.require("posts:read")?;
+    caller.require(Ability::Read(Resource::Posts))?;
     let limit = page.limit()?;
     let mut conn = state.store.reader().await?;
     let post = load(&mut conn, &post_id).await?;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::Tag;
 use agora_store::forum::tags as rows;
@@ -51,7 +52,7 @@ async fn create(
     caller: Caller,
     Json(input): Json<TagInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("tags:write")?;
+    caller.require(Ability::Write(Resource::Tags))?;
     let n = required("name", input.name.as_deref(), None, name)?;
     let description = description(input.description.as_deref(), None)?;
     let id = new_id(prefix::TAG);
@@ -72,7 +73,7 @@ async fn list(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Tag>>> {
-    caller.require("tags:read")?;
+    caller.require(Ability::Read(Resource::Tags))?;
     let limit = page.limit()?;
     let mut conn = state.store.reader().await?;
     let items = rows::list(&mut conn, id_cursor(&page)?, limit).await?;
@@ -84,7 +85,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Tag>> {
-    caller.require("tags:read")?;
+    caller.require(Ability::Read(Resource::Tags))?;
     check_id(&id, prefix::TAG, "tag")?;
     let mut conn = state.store.reader().await?;
     Ok(axum::Json(found(rows::get(&mut conn, &id).await, "tag")?))
@@ -96,7 +97,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<TagInput>,
 ) -> ApiResult<axum::Json<Tag>> {
-    caller.require("tags:write")?;
+    caller.require(Ability::Write(Resource::Tags))?;
     check_id(&id, prefix::TAG, "tag")?;
     let mut tx = state.store.begin_publication().await?;
     let before = found(rows::get(&mut tx, &id).await, "tag")?;
@@ -118,7 +119,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("tags:write")?;
+    caller.require(Ability::Write(Resource::Tags))?;
     check_id(&id, prefix::TAG, "tag")?;
     let mut tx = state.store.begin_publication().await?;
     let tag = found(rows::get(&mut tx, &id).await, "tag")?;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use agora_core::ids::{has_prefix, new_id};
 use agora_core::time::now_ms;
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::{TagRef, Thread};
 use agora_store::forum::threads::{self as rows, Mark, NewThread, ThreadFilter};
@@ -70,7 +71,7 @@ async fn existing_category(conn: &mut Conn, id: &str) -> ApiResult<()> {
 
 /// Pin, lock and move are moderation: sessions need a moderator; keys `threads:write`.
 fn require_moderator(caller: &Caller) -> ApiResult<()> {
-    caller.require("threads:write")?;
+    caller.require(Ability::Write(Resource::Threads))?;
     match &caller.principal {
         Principal::User(_) if !caller.moderates() => Err(ApiError::forbidden(
             "only moderators pin, lock and move threads",
@@ -96,7 +97,7 @@ async fn create(
     caller: Caller,
     Json(input): Json<NewThreadInput>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("threads:write")?;
+    caller.require(Ability::Write(Resource::Threads))?;
     let title = input::text("title", &input.title, 1, limits::TITLE).map_err(invalid)?;
     let body = input::text("body", &input.body, 1, limits::BODY).map_err(invalid)?;
     let mut tx = state.store.begin_publication().await?;
@@ -138,14 +139,14 @@ async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<Page<Thread>>> {
-    caller.require("threads:read")?;
+    caller.require(Ability::Read(Resource::Threads))?;
     let page = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
     };
     let limit = page.limit()?;
     let cursor = keyset(&page)?;
-    if q.include_spam && !caller.can("moderation:read") {
+    if q.include_spam && !caller.can(Ability::Read(Resource::Moderation)) {
         return Err(ApiError::forbidden("only moderators list spam"));
     }
     let mut conn = state.store.reader().await?;
@@ -182,7 +183,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Thread>> {
-    caller.require("threads:read")?;
+    caller.require(Ability::Read(Resource::Threads))?;
     check_id(&id, prefix::THREAD, "thread")?;
     let mut conn = state.store.reader().await?;
     Ok(axum::Json(found(
@@ -205,7 +206,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<ThreadChange>,
 ) -> ApiResult<axum::Json<Thread>> {
-    caller.require("threads:write")?;
+    caller.require(Ability::Write(Resource::Threads))?;
     check_id(&id, prefix::THREAD, "thread")?;
     let title = input
         .title
@@ -252,7 +253,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("threads:write")?;
+    caller.require(Ability::Write(Resource::Threads))?;
     check_id(&id, prefix::THREAD, "thread")?;
     let mut tx = state.store.begin_publication().await?;
     let thread = found(rows::get(&mut tx, &id).await, "thread")?;

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use agora_core::ids::new_id;
 use agora_core::time::{now_ms, to_rfc3339};
+use agora_forum::abilities::{Ability, Resource};
 use agora_forum::input::{self, limits};
 use agora_forum::model::User;
 use agora_forum::password;
@@ -70,7 +71,7 @@ async fn register(
     caller: Caller,
     Json(input): Json<Registration>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("users:write")?;
+    caller.require(Ability::Write(Resource::Users))?;
     if let Principal::User(s) = &caller.principal {
         if s.role < Role::Admin {
             return Err(ApiError::forbidden("only admins register other users"));
@@ -131,7 +132,7 @@ async fn list(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    caller.require("users:read")?;
+    caller.require(Ability::Read(Resource::Users))?;
     let limit = page.limit()?;
     let mut conn = state.store.reader().await?;
     let users = rows::list(&mut conn, id_cursor(&page)?, limit).await?;
@@ -147,7 +148,7 @@ async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    caller.require("users:read")?;
+    caller.require(Ability::Read(Resource::Users))?;
     check_id(&id, prefix::USER, "user")?;
     let mut conn = state.store.reader().await?;
     let user = found(rows::get(&mut conn, &id).await, "user")?;
@@ -171,7 +172,7 @@ async fn update(
     Path(id): Path<String>,
     Json(input): Json<ProfileChange>,
 ) -> ApiResult<axum::Json<User>> {
-    caller.require("users:write")?;
+    caller.require(Ability::Write(Resource::Users))?;
     check_id(&id, prefix::USER, "user")?;
     if let Principal::User(s) = &caller.principal {
         if s.user_id != id && s.role < Role::Admin {
@@ -252,7 +253,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require("users:write")?;
+    caller.require(Ability::Write(Resource::Users))?;
     check_id(&id, prefix::USER, "user")?;
     if let Principal::User(s) = &caller.principal {
         if s.user_id != id && s.role < Role::Admin {
@@ -299,7 +300,7 @@ async fn change_follow(
     body: axum::body::Bytes,
     on: bool,
 ) -> ApiResult<axum::Json<agora_forum::model::Follow>> {
-    caller.require("users:write")?;
+    caller.require(Ability::Write(Resource::Users))?;
     check_id(&id, prefix::USER, "user")?;
     let input: ActAs = optional_body(&body)?;
     let mut tx = state.store.begin_publication().await?;
@@ -421,7 +422,7 @@ async fn heartbeat(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> ApiResult<axum::Json<User>> {
-    caller.require("users:write")?;
+    caller.require(Ability::Write(Resource::Users))?;
     let input: ActAs = optional_body(&body)?;
     let mut tx = state.store.begin_publication().await?;
     let user_id = acting_user(&mut tx, &caller, input.user_id.as_deref()).await?;
