@@ -122,7 +122,8 @@ pub struct Config {
     pub poll_interval: HumanDuration,
 
     /// How long a claimed delivery stays leased without renewal (a dead node's work is taken
-    /// over after this).
+    /// over after this). Leases are renewed, and leases no worker holds given back, every
+    /// third of it.
     #[arg(long, env = "AGORA_LEASE", default_value = "60s")]
     pub lease: HumanDuration,
 
