@@ -286,11 +286,15 @@ fn shaped_parse_error(head: &[u8]) -> Option<Vec<u8>> {
         .parse::<u16>()
         .ok()?;
     let status = axum::http::StatusCode::from_u16(status).ok()?;
+    // Every answer's head passes here: the status alone rules out nearly all of them.
+    if !(status.is_client_error() || status.is_server_error()) {
+        return None;
+    }
     let bodyless = head.ends_with(b"\r\n\r\n")
         && head
             .windows(b"\r\ncontent-length: 0\r\n".len())
             .any(|w| w == b"\r\ncontent-length: 0\r\n");
-    if !(status.is_client_error() || status.is_server_error()) || !bodyless {
+    if !bodyless {
         return None;
     }
     let body = crate::error::ApiError::for_status(status, "").json();
