@@ -148,7 +148,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 impl From<StoreError> for agora_core::dispatcher::QueueError {
     fn from(e: StoreError) -> Self {
-        Self(e.to_string())
+        Self(Box::new(e))
     }
 }
 

@@ -212,7 +212,9 @@ async fn test(
     })
     .await
     .map_err(|_| ApiError::internal("the test delivery's task failed"))??;
-    recorded.map_err(|e| ApiError::from(StoreError::unavailable(e.0)))?;
+    recorded.map_err(|e| {
+        ApiError::from(StoreError::unavailable("the test delivery was not recorded").because(e))
+    })?;
     let answer = json!({
         "success": record.error.is_none(),
         "status_code": record.response_status,

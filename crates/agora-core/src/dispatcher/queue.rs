@@ -114,10 +114,11 @@ pub struct AttemptRecord {
     pub next: NextState,
 }
 
-/// Why the queue could not do what was asked; the dispatcher backs off and tries again.
+/// Why the queue could not do what was asked; the dispatcher backs off and tries again. The
+/// store's own error is kept whole as the source, so its causes reach the log.
 #[derive(Debug, thiserror::Error)]
 #[error("delivery queue unavailable: {0}")]
-pub struct QueueError(pub String);
+pub struct QueueError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A request for due work.
 #[derive(Clone, Debug)]
