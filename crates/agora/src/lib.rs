@@ -34,12 +34,15 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 pub use config::Config;
 
 /// Sends the process's logs to `writer` in `format`, filtered by `AGORA_LOG` (by default
-/// `info,sqlx=warn`): the set-up of `agora` and of the servers `agora-bench` runs.
-pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter) {
+/// `info,sqlx=warn`): the set-up of `agora` and of the servers `agora-bench` runs. Text has
+/// ANSI colours only when `terminal` says the writer is one: escape codes in a file or a log
+/// collector are noise that breaks searching.
+pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter, terminal: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(writer);
     match format {
         config::LogFormat::Json => builder.json().init(),

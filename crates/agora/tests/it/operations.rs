@@ -189,3 +189,51 @@ fn assert_warn_lines(id: &str, lines: &[(String, Value)], hook: &Value, receiver
         );
     }
 }
+
+#[tokio::test]
+async fn the_binary_logs_without_colours_to_a_pipe_and_keeps_the_admin_key_out_of_its_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = crate::process::free_addr();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("serve")
+        .env_remove("AGORA_DATABASE_URL")
+        .env_remove("AGORA_ADMIN_KEY")
+        .env_remove("NO_COLOR")
+        .env("AGORA_LISTEN", addr.to_string())
+        .env("AGORA_DATA_DIR", dir.path())
+        .env("AGORA_LOG", "info")
+        .env("AGORA_LOG_FORMAT", "text")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("agora starts");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "server did not become healthy");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let key = std::fs::read_to_string(dir.path().join("admin.key")).unwrap();
+    let key = key.trim();
+    assert!(stdout.contains("agora is serving"), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "ANSI codes on a pipe: {stdout:?}"
+    );
+    assert!(!stdout.contains(key), "the admin key is in the log stream");
+    assert!(
+        stderr.contains(key),
+        "the admin key is not on stderr: {stderr}"
+    );
+}
