@@ -8,6 +8,7 @@
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
+//! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
@@ -20,6 +21,7 @@ pub mod extract;
 pub mod login;
 pub mod pagination;
 pub mod ratelimit;
+pub mod request_id;
 pub mod server;
 
 mod routes;
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))
+        .layer(axum::middleware::from_fn(request_id::trace))
         .with_state(state)
 }
 

@@ -237,3 +237,46 @@ async fn the_binary_logs_without_colours_to_a_pipe_and_keeps_the_admin_key_out_o
         "the admin key is not on stderr: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn every_request_gets_an_id_echoed_and_an_access_log_line() {
+    captured();
+    let app = spawn_app_with(|_| {}).await;
+    let sent = format!("ops-{}", ulid::Ulid::new());
+    let answer = app
+        .client
+        .get(app.url("/v1/webhooks"))
+        .bearer_auth(&app.key)
+        .header("x-request-id", &sent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-request-id"], sent.as_str());
+    let lines = wait_for_lines(&sent, |lines| !lines.is_empty()).await;
+    let access = &lines[0].1;
+    assert_eq!(access["level"], "INFO");
+    assert_eq!(access["span"]["request_id"], sent.as_str());
+    assert_eq!(access["fields"]["method"], "GET");
+    assert_eq!(access["fields"]["route"], "/v1/webhooks");
+    assert_eq!(access["fields"]["status"], 200);
+    assert!(access["fields"]["duration_ms"].is_number());
+
+    // An unusable id (too long, or not printable) is replaced by a fresh ULID.
+    for bad in ["x".repeat(65), "two words".to_owned()] {
+        let answer = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", &bad)
+            .send()
+            .await
+            .unwrap();
+        let id = answer.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(id, bad);
+        assert!(id.parse::<ulid::Ulid>().is_ok(), "{id}");
+        wait_for_lines(&id, |lines| !lines.is_empty()).await;
+    }
+}
