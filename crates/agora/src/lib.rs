@@ -158,7 +158,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             max_concurrent_hashes: limits.hashes,
         }),
         max_webhooks_per_key: config.max_webhooks_per_key,
+        readiness: agora_api::readiness::Readiness::default(),
     };
+    let readiness = state.readiness.clone();
     let serve_limits = agora_api::server::ServeLimits {
         max_connections: limits.connections,
         header_read_timeout: config.header_read_timeout.0,
@@ -168,7 +170,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker)
         .with_handoff(store.handoff());
-    let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let running = readiness.dispatcher_running();
+    let dispatcher_shutdown = shutdown.clone();
+    let dispatcher = tokio::spawn(async move {
+        let _running = running;
+        dispatcher.run(dispatcher_shutdown).await;
+    });
     let background = TaskTracker::new();
     background.spawn(maintenance::prune_forever(
         store.clone(),
@@ -190,6 +197,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         serve_limits,
         async move {
             api_shutdown.cancelled().await;
+            // `/readyz` answers 503 on the connections still open while the node drains.
+            readiness.drain();
         },
     ));
     tracing::info!(%addr, backend = ?store.backend(), "agora is serving");

@@ -280,3 +280,43 @@ async fn every_request_gets_an_id_echoed_and_an_access_log_line() {
         wait_for_lines(&id, |lines| !lines.is_empty()).await;
     }
 }
+
+#[tokio::test]
+async fn readyz_answers_503_when_migrations_are_missing() {
+    let app = spawn_app_with(|_| {}).await;
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{:?}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+
+    let db = app.database().await;
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["code"], "storage_unavailable");
+    assert_eq!(ready.body["status"], 503);
+    assert!(ready.body["message"].is_string());
+    // `/healthz` only asks whether the database answers.
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn readyz_answers_503_while_the_sqlite_database_takes_no_writes() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.database_url = None;
+        c.sqlite_busy_timeout = "200ms".parse().unwrap();
+    })
+    .await;
+    let db = app.database().await;
+    let mut other = db.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{:?}", ready.body);
+    assert_eq!(ready.body["code"], "storage_unavailable");
+    sqlx::query("SELECT 1").execute(&mut *other).await.unwrap();
+    other.rollback().await.unwrap();
+    assert_eq!(app.get("/readyz").await.status, 200);
+}
