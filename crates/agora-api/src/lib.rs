@@ -8,6 +8,8 @@
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
+//! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
+//! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
@@ -20,6 +22,8 @@ pub mod extract;
 pub mod login;
 pub mod pagination;
 pub mod ratelimit;
+pub mod readiness;
+pub mod request_id;
 pub mod server;
 
 mod routes;
@@ -58,6 +62,8 @@ pub struct AppState {
     pub login: login::LoginGuard,
     /// Webhooks one non-admin API key may own.
     pub max_webhooks_per_key: usize,
+    /// Whether the node is draining and its dispatcher runs, for `/readyz`.
+    pub readiness: readiness::Readiness,
 }
 
 /// Every route of the API. Every error, the router's own included (405, 413, undecodable
@@ -74,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))
+        .layer(axum::middleware::from_fn(request_id::trace))
         .with_state(state)
 }
 

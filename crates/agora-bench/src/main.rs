@@ -78,7 +78,11 @@ async fn main() -> anyhow::Result<()> {
         return serve().await;
     }
     // The report goes to stdout (`--json` for machines), so the logs may not.
-    agora::init_logging(LogFormat::Text, BoxMakeWriter::new(std::io::stderr));
+    agora::init_logging(
+        LogFormat::Text,
+        BoxMakeWriter::new(std::io::stderr),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
     run(cli.args).await
 }
 
@@ -86,7 +90,11 @@ async fn main() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let data_dir = std::env::var_os("AGORA_DATA_DIR").context("AGORA_DATA_DIR is not set")?;
     let config = Config::defaults(data_dir.into());
-    agora::init_logging(config.log_format, BoxMakeWriter::new(std::io::stdout));
+    agora::init_logging(
+        config.log_format,
+        BoxMakeWriter::new(std::io::stdout),
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    );
     let listener = TcpListener::bind(&config.listen).await?;
     agora::start(config, listener).await?.wait().await
 }

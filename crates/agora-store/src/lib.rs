@@ -264,12 +264,39 @@ impl Store {
 
     /// Applies the embedded migrations of this engine.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
+        self.migrator().run(&self.write).await?;
+        Ok(())
+    }
+
+    /// The embedded migrations of this engine.
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-        };
-        migrator.run(&self.write).await?;
-        Ok(())
+        }
+    }
+
+    /// Whether the database takes writes and has every embedded migration applied, for
+    /// `/readyz`: a write transaction is begun (on SQLite `BEGIN IMMEDIATE`, which takes the
+    /// writer's lock, on the writer's thread like any write) and rolled back, with nothing
+    /// written. A node whose database is read-only or locked out answers not ready, where
+    /// `/healthz`'s read still succeeds.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let (write, backend) = (self.write.clone(), self.backend);
+        self.on_writer(async move {
+            let mut tx = begin_on(&write, relaxed_begin(backend)).await?;
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            if applied.unwrap_or(0) < latest {
+                return Err(StoreError::unavailable("migrations are not all applied"));
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The engine in use.

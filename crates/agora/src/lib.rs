@@ -34,12 +34,15 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 pub use config::Config;
 
 /// Sends the process's logs to `writer` in `format`, filtered by `AGORA_LOG` (by default
-/// `info,sqlx=warn`): the set-up of `agora` and of the servers `agora-bench` runs.
-pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter) {
+/// `info,sqlx=warn`): the set-up of `agora` and of the servers `agora-bench` runs. Text has
+/// ANSI colours only when `terminal` says the writer is one: escape codes in a file or a log
+/// collector are noise that breaks searching.
+pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter, terminal: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(writer);
     match format {
         config::LogFormat::Json => builder.json().init(),
@@ -155,7 +158,9 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             max_concurrent_hashes: limits.hashes,
         }),
         max_webhooks_per_key: config.max_webhooks_per_key,
+        readiness: agora_api::readiness::Readiness::default(),
     };
+    let readiness = state.readiness.clone();
     let serve_limits = agora_api::server::ServeLimits {
         max_connections: limits.connections,
         header_read_timeout: config.header_read_timeout.0,
@@ -165,7 +170,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker)
         .with_handoff(store.handoff());
-    let dispatcher = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let running = readiness.dispatcher_running();
+    let dispatcher_shutdown = shutdown.clone();
+    let dispatcher = tokio::spawn(async move {
+        let _running = running;
+        dispatcher.run(dispatcher_shutdown).await;
+    });
     let background = TaskTracker::new();
     background.spawn(maintenance::prune_forever(
         store.clone(),
@@ -187,6 +197,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         serve_limits,
         async move {
             api_shutdown.cancelled().await;
+            // `/readyz` answers 503 on the connections still open while the node drains.
+            readiness.drain();
         },
     ));
     tracing::info!(%addr, backend = ?store.backend(), "agora is serving");

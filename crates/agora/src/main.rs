@@ -112,8 +112,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let running = agora::start(config, listener).await?;
+    // To stderr, never to stdout, which carries the log stream: a log collector must not
+    // receive, and keep, the admin key.
     if let Some(key) = &running.bootstrap_admin_key {
-        println!(
+        eprintln!(
             "admin API key (shown once, also written to the data directory as admin.key): {key}"
         );
     }
@@ -142,5 +144,10 @@ async fn wait_for_signal() {
 }
 
 fn init_logging(format: LogFormat) {
-    agora::init_logging(format, BoxMakeWriter::new(std::io::stdout));
+    use std::io::IsTerminal;
+    agora::init_logging(
+        format,
+        BoxMakeWriter::new(std::io::stdout),
+        std::io::stdout().is_terminal(),
+    );
 }

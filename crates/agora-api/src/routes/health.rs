@@ -1,4 +1,5 @@
-//! `GET /healthz`: the process is up and its database answers.
+//! `GET /healthz`: the process is up and its database answers. `GET /readyz`: the node should
+//! get traffic: not draining, its dispatcher running, its database writable and migrated.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -6,10 +7,36 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::error::ApiError;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(health))
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(ready))
+}
+
+/// 200 when the node should get traffic, else 503 in the contract's error shape, saying why;
+/// draining is answered first, without touching the database.
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let unavailable = |code, message| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
+    if state.readiness.draining() {
+        return Err(unavailable("draining", "the node is shutting down"));
+    }
+    if !state.readiness.dispatcher_is_running() {
+        return Err(unavailable(
+            "dispatcher_stopped",
+            "the node's dispatcher is not running",
+        ));
+    }
+    if let Err(e) = state.store.ready().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return Err(unavailable(
+            "storage_unavailable",
+            "the database does not take writes or is not migrated",
+        ));
+    }
+    Ok(Json(json!({"status": "ready"})))
 }
 
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

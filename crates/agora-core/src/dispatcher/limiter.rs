@@ -158,9 +158,13 @@ impl Limiter {
             return;
         }
         let mut slots = self.slots.lock().expect("limiter lock");
+        let mut opened = false;
         if endpoint_failed {
             let breaker = slots.breakers.entry(record.webhook_id.clone()).or_default();
             breaker.failures += 1;
+            // It opens on reaching the threshold, and again when its probe fails; failures of
+            // attempts already in flight while it is open only extend it.
+            opened = breaker.failures == self.breaker_threshold || breaker.probing;
             breaker.probing = false;
             if breaker.failures >= self.breaker_threshold {
                 breaker.open_until = now_ms() + self.breaker_cooldown_ms;
@@ -169,6 +173,18 @@ impl Limiter {
             slots.breakers.remove(&record.webhook_id);
         }
         self.failing.store(slots.breakers.len(), Ordering::Release);
+        drop(slots);
+        if opened {
+            tracing::warn!(
+                webhook_id = record.webhook_id.as_str(),
+                delivery_id = record.delivery_id.as_str(),
+                attempt = record.attempt,
+                status = record.response_status,
+                error = record.error.as_deref(),
+                cooldown_ms = self.breaker_cooldown_ms,
+                "circuit breaker opened; the webhook's deliveries wait for the cooldown"
+            );
+        }
     }
 
     /// Counts a claimed delivery as held.

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::held::Held;
 use super::limiter::Limiter;
-use super::queue::{AttemptRecord, DeliveryQueue};
+use super::queue::{AttemptRecord, DeliveryQueue, NextState};
 use super::{Backoff, Waker};
 
 /// Attempts the recorder hands to [`DeliveryQueue::record`] at most. While publishes keep
@@ -71,8 +71,50 @@ pub(super) async fn record_loop<Q: DeliveryQueue>(
             tokio::time::sleep(backoff.next()).await;
         }
         backoff.reset();
+        warn_of_failures(&attempts);
         release.recorded(&attempts, &webhooks);
         waker.wake();
+    }
+}
+
+/// Tells the operator, at `warn`, of each recorded attempt that failed: with a retry
+/// scheduled, out of retries, or answered 410 Gone. Logged once the attempt is recorded, so a
+/// batch the store refused is not told twice; successes and deferrals are not logged at all,
+/// which keeps logging off the path of every delivery that goes well. The error is the one
+/// `last_error` shows, which carries no URL, header or secret.
+fn warn_of_failures(attempts: &[AttemptRecord]) {
+    for a in attempts {
+        let retry_at = match a.next {
+            NextState::Succeeded | NextState::Deferred(_) => continue,
+            NextState::RetryAt(at) => Some(at),
+            NextState::Exhausted | NextState::DisableWebhook => None,
+        };
+        let (webhook_id, delivery_id, attempt, status, error) = (
+            a.webhook_id.as_str(),
+            a.delivery_id.as_str(),
+            a.attempt,
+            a.response_status,
+            a.error.as_deref(),
+        );
+        match retry_at {
+            Some(retry_at) => tracing::warn!(
+                webhook_id,
+                delivery_id,
+                attempt,
+                status,
+                error,
+                retry_at,
+                "delivery attempt failed; retry scheduled"
+            ),
+            None => tracing::warn!(
+                webhook_id,
+                delivery_id,
+                attempt,
+                status,
+                error,
+                "delivery failed for good; no retry left"
+            ),
+        }
     }
 }
 

@@ -32,18 +32,43 @@ impl Store {
         }
         advance_deliveries(&mut tx, &attempted, now).await?;
         update_webhook_health(&mut tx, &attempted).await?;
+        let mut disabled = Vec::new();
         for a in attempted
             .iter()
             .filter(|a| a.next == NextState::DisableWebhook)
         {
-            disable_webhook(&mut tx, &a.webhook_id, "the endpoint answered 410 Gone").await?;
+            let reason = "the endpoint answered 410 Gone";
+            if disable_webhook(&mut tx, &a.webhook_id, reason).await? {
+                disabled.push((a.webhook_id.clone(), reason.to_owned()));
+            }
         }
-        self.auto_disable(&mut tx, &attempted).await?;
+        disabled.extend(self.auto_disable(&mut tx, &attempted).await?);
         // Only `webhook.disabled` events can have been queued here; this node's own dispatcher
         // is enough to send them, so other nodes are not notified on every batch.
         tx.commit().await?;
         self.waker.wake();
+        warn_of_disabled(&disabled, &attempted);
         Ok(())
+    }
+}
+
+/// Tells the operator, at `warn`, of each webhook this batch disabled, with the attempt that
+/// did it (its last in the batch). Logged after the commit, so a batch that is rolled back and
+/// retried does not tell of it twice.
+fn warn_of_disabled(disabled: &[(String, String)], attempted: &[&AttemptRecord]) {
+    for (webhook_id, reason) in disabled {
+        let Some(a) = attempted.iter().rev().find(|a| &a.webhook_id == webhook_id) else {
+            continue;
+        };
+        tracing::warn!(
+            webhook_id = webhook_id.as_str(),
+            delivery_id = a.delivery_id.as_str(),
+            attempt = a.attempt,
+            status = a.response_status,
+            error = a.error.as_deref(),
+            reason = reason.as_str(),
+            "webhook disabled"
+        );
     }
 }
 
@@ -298,11 +323,12 @@ impl Store {
     /// Disables the webhooks of this batch that failed `auto_disable_failures` times in a row
     /// with no success for `auto_disable_after` (counted from creation if they never
     /// succeeded). The conditional update makes this safe to run on every node at once.
+    /// Answers the webhooks it disabled, with the reason given.
     async fn auto_disable(
         &self,
         tx: &mut Tx,
         attempts: &[&AttemptRecord],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut failing: Vec<&str> = attempts
             .iter()
             .filter(|a| a.next != NextState::Succeeded)
@@ -311,7 +337,7 @@ impl Store {
         failing.sort_unstable();
         failing.dedup();
         if failing.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let quiet_since = now_ms() - self.options.auto_disable_after.as_millis() as i64;
         let sql = format!(
@@ -331,15 +357,18 @@ impl Store {
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
+        let mut disabled = Vec::new();
         for id in ids {
             let reason = format!(
                 "no successful delivery for {} and {} or more failed attempts in a row",
                 humanize(self.options.auto_disable_after),
                 self.options.auto_disable_failures
             );
-            disable_webhook(tx, &id, &reason).await?;
+            if disable_webhook(tx, &id, &reason).await? {
+                disabled.push((id, reason));
+            }
         }
-        Ok(())
+        Ok(disabled)
     }
 }
 
@@ -355,12 +384,12 @@ fn humanize(d: Duration) -> String {
 /// Disables a webhook for a reason the system found: closes its queued deliveries and emits
 /// `webhook.disabled` to the webhooks subscribed to it that may hear of it (its owner's and
 /// admins'), in the caller's transaction. Does nothing if the webhook is already inactive, so
-/// concurrent callers emit one event.
+/// concurrent callers emit one event. Answers whether it disabled the webhook.
 pub(crate) async fn disable_webhook(
     tx: &mut Tx,
     webhook_id: &str,
     reason: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE webhooks SET status = 'inactive', disabled_reason = $1, updated_at = $2 \
          WHERE id = $3 AND status = 'active'",
@@ -371,7 +400,7 @@ pub(crate) async fn disable_webhook(
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {
-        return Ok(());
+        return Ok(false);
     }
     close_queued(tx, webhook_id, "webhook was disabled").await?;
     let webhook = Store::webhook_in(tx, webhook_id).await?;
@@ -380,5 +409,5 @@ pub(crate) async fn disable_webhook(
         serde_json::to_value(webhook.event_view()).expect("webhooks serialize"),
     );
     crate::outbox::publish_operational(tx, &event, webhook.owner_key_id.as_deref()).await?;
-    Ok(())
+    Ok(true)
 }
