@@ -1,4 +1,4 @@
-//! The built-in event types of CONTRACT.md §3, each with the Rust type of its `data`, from
+//! The built-in event types of docs/events-and-abilities.md, each with the Rust type of its `data`, from
 //! which `GET /v1/event-types` derives a JSON Schema and an example payload.
 
 use serde_json::{json, Value};

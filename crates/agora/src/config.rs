@@ -1,5 +1,5 @@
 //! Every setting of `agora serve`, from a flag or its `AGORA_*` variable (a flag wins), with
-//! the defaults of CONTRACT.md §6. Checked once, at start.
+//! the defaults the README's configuration table lists. Checked once, at start.
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! The forum's routes (CONTRACT.md §4), one module per resource. Every write does its change
+//! The forum's routes (docs/forum-api.md), one module per resource. Every write does its change
 //! and publishes its event through the outbox in one transaction, and the event's `data` is
 //! the resource exactly as the route answers it (re-read inside that transaction).
 

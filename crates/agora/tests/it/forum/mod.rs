@@ -1,4 +1,4 @@
-//! The forum API end to end: every built-in event of CONTRACT.md §3 (bar `webhook.*` and
+//! The forum API end to end: every built-in event of docs/events-and-abilities.md (bar `webhook.*` and
 //! custom types) fired by the API action that causes it, delivered exactly once to a real
 //! receiver, with `data` equal to the API's answer and valid against the published schema;
 //! failed writes fire nothing; filters; permissions; counters under concurrency.
