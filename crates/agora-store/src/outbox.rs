@@ -77,6 +77,17 @@ impl Subscribers {
         )
     }
 
+    /// The subscribers that want `event`, routed as `routing` says.
+    fn wanting<'a>(
+        &'a self,
+        event: &'a Event,
+        routing: Option<&'a Routing>,
+    ) -> impl Iterator<Item = &'a Subscriber> + 'a {
+        self.0
+            .iter()
+            .filter(move |s| s.wants(&event.event_type, routing))
+    }
+
     /// How many deliveries `events` would queue, when that is more than `max`: the limit on
     /// one request's work is checked with this before anything is written. Events are matched
     /// only when every webhook wanting every event could go over `max`.
@@ -86,12 +97,7 @@ impl Subscribers {
         }
         let deliveries = events
             .iter()
-            .map(|(event, routing)| {
-                self.0
-                    .iter()
-                    .filter(|s| s.wants(&event.event_type, *routing))
-                    .count()
-            })
+            .map(|(event, routing)| self.wanting(event, *routing).count())
             .sum();
         (deliveries > max).then_some(deliveries)
     }
@@ -113,9 +119,7 @@ impl Subscribers {
         for (event, routing) in events {
             let before = rows.len();
             rows.extend(
-                self.0
-                    .iter()
-                    .filter(|s| s.wants(&event.event_type, *routing))
+                self.wanting(event, *routing)
                     .map(|s| (*event, s.id.as_str())),
             );
             counts.push(rows.len() - before);

@@ -85,8 +85,7 @@ impl Publication {
         &mut self,
         events: &[(&Event, Option<&Routing>)],
     ) -> Result<Vec<usize>, StoreError> {
-        self.subscribers().await?;
-        let subscribers = self.subscribers.as_ref().expect("loaded just now");
+        let subscribers = loaded(&mut self.subscribers, &mut self.tx).await?;
         let published = subscribers
             .publish_many(&mut self.tx, events, Some(&self.publisher.leasing))
             .await?;
@@ -96,10 +95,7 @@ impl Publication {
 
     /// The active webhooks as this transaction sees them, loaded once.
     pub(crate) async fn subscribers(&mut self) -> Result<&Subscribers, StoreError> {
-        if self.subscribers.is_none() {
-            self.subscribers = Some(Subscribers::load(&mut self.tx).await?);
-        }
-        Ok(self.subscribers.as_ref().expect("loaded just now"))
+        loaded(&mut self.subscribers, &mut self.tx).await
     }
 
     /// Records `event` for one webhook only, leased to this node as its first attempt until
@@ -133,6 +129,17 @@ impl Publication {
         })
         .await
         .map_err(|e| StoreError::internal("the commit's task failed").because(e))?
+    }
+}
+
+/// The subscribers in `slot`, loaded in `tx` the first time they are asked for.
+async fn loaded<'a>(
+    slot: &'a mut Option<Subscribers>,
+    tx: &mut Tx,
+) -> Result<&'a Subscribers, StoreError> {
+    match slot {
+        Some(subscribers) => Ok(subscribers),
+        None => Ok(slot.insert(Subscribers::load(tx).await?)),
     }
 }
 

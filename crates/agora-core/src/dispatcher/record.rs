@@ -56,7 +56,6 @@ pub(super) async fn record_loop<Q: DeliveryQueue>(
             })
             .await;
         }
-        let webhooks: Vec<String> = batch.iter().map(|r| r.webhook_id.clone()).collect();
         let attempts: Arc<[AttemptRecord]> = batch.drain(..).collect();
         let mut failing_since = None;
         while let Err(e) = queue.record(attempts.clone()).await {
@@ -72,7 +71,7 @@ pub(super) async fn record_loop<Q: DeliveryQueue>(
         }
         backoff.reset();
         warn_of_failures(&attempts);
-        release.recorded(&attempts, &webhooks);
+        release.recorded(&attempts);
         waker.wake();
     }
 }
@@ -125,10 +124,11 @@ pub(super) struct Release {
 }
 
 impl Release {
-    /// Frees what `attempts`, of deliveries to `webhooks` (one entry each), held.
-    pub(super) fn recorded(&self, attempts: &[AttemptRecord], webhooks: &[String]) {
+    /// Frees what the deliveries of `attempts` held.
+    pub(super) fn recorded(&self, attempts: &[AttemptRecord]) {
         self.held
             .remove(attempts.iter().map(|a| a.delivery_id.as_str()));
-        self.limiter.release(webhooks);
+        let webhooks: Vec<String> = attempts.iter().map(|a| a.webhook_id.clone()).collect();
+        self.limiter.release(&webhooks);
     }
 }

@@ -75,8 +75,7 @@ impl<Q: DeliveryQueue> Stepper<Q> {
             self.unrecorded = attempts.to_vec();
             return Err(e);
         }
-        let webhooks: Vec<String> = attempts.iter().map(|a| a.webhook_id.clone()).collect();
-        release.recorded(&attempts, &webhooks);
+        release.recorded(&attempts);
         round.records = attempts.to_vec();
         Ok(round)
     }
