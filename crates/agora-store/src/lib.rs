@@ -13,6 +13,8 @@
 //! - [`outbox`]: records an event and its deliveries in a publication's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
 //!   delivery log.
+//! - [`schema`]: the embedded migrations and the schema version each release shipped.
+//! - [`backup`]: a consistent copy of a live SQLite database.
 //! - [`forum`]: the forum's tables (users, sessions, groups, categories, tags, threads, posts,
 //!   reactions, follows, reports, presence), as functions on a connection or transaction so a
 //!   handler composes a change and its publish in one [`Publication`].
@@ -21,6 +23,7 @@
 //! engines differ (claiming with `FOR UPDATE SKIP LOCKED`) the difference is spelled out next to
 //! the statement.
 
+pub mod backup;
 pub mod catalog;
 pub mod deliveries;
 mod error;
@@ -31,6 +34,7 @@ pub mod outbox;
 mod params;
 mod publication;
 pub mod retention;
+pub mod schema;
 pub mod secretbox;
 mod sqlite;
 pub mod webhooks;
@@ -257,9 +261,21 @@ impl Store {
         Ok(store)
     }
 
-    /// The SQLite URL of a database file in `dir`.
+    /// The SQLite URL of the database file in `dir`, created when it does not exist (the
+    /// server's start).
     pub fn sqlite_url(dir: &Path) -> String {
-        format!("sqlite://{}?mode=rwc", dir.join("agora.db").display())
+        format!("sqlite://{}?mode=rwc", Self::sqlite_file(dir).display())
+    }
+
+    /// The SQLite URL of the database file in `dir`, which opening never creates (local
+    /// commands: a mistyped data directory must not yield a new, empty database).
+    pub fn existing_sqlite_url(dir: &Path) -> String {
+        format!("sqlite://{}?mode=rw", Self::sqlite_file(dir).display())
+    }
+
+    /// The SQLite database file of the data directory `dir`.
+    pub fn sqlite_file(dir: &Path) -> std::path::PathBuf {
+        dir.join("agora.db")
     }
 
     /// Applies the embedded migrations of this engine.
@@ -270,10 +286,7 @@ impl Store {
 
     /// The embedded migrations of this engine.
     fn migrator(&self) -> sqlx::migrate::Migrator {
-        match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-        }
+        schema::migrator(self.backend)
     }
 
     /// Whether the database takes writes and has every embedded migration applied, for
@@ -282,7 +295,7 @@ impl Store {
     /// written. A node whose database is read-only or locked out answers not ready, where
     /// `/healthz`'s read still succeeds.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let latest = schema::latest(self.backend);
         let (write, backend) = (self.write.clone(), self.backend);
         self.on_writer(async move {
             let mut tx = begin_on(&write, relaxed_begin(backend)).await?;

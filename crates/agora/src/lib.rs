@@ -6,12 +6,17 @@
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
 //! - [`limits`]: bounds on connections and hashing sized from the process's file limit.
 //! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
+//! - [`local`]: the existing database a local command (`migrate`, `keys create`, `backup`)
+//!   works on; only `serve` creates one.
+//! - [`backup`]: `agora backup`, a consistent copy of a live SQLite database.
 //! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
 
+pub mod backup;
 pub mod config;
 pub mod limits;
+pub mod local;
 mod maintenance;
 pub mod presence;
 pub mod secret_key;

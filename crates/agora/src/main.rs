@@ -1,4 +1,4 @@
-//! `agora`: serve, migrate, manage keys.
+//! `agora`: serve, migrate, back up, manage keys.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use agora::config::LogFormat;
+use agora::local::Existing;
 
 /// mimalloc instead of the system allocator: the delivery path allocates per request (headers,
 /// bodies, SQL arguments) across many threads, where glibc's malloc took a large share of the
@@ -29,14 +30,21 @@ struct Cli {
 enum Command {
     /// Run the API and the delivery workers.
     Serve(Config),
-    /// Bring the database schema up to date and exit.
+    /// Bring an existing database's schema up to date and exit.
     Migrate(Config),
+    /// Copy a running server's SQLite database into FILE (a new file), consistently.
+    Backup {
+        /// The file to write; it must not exist.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        location: agora::local::Location,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Print the version.
+    /// Print the version and the database schema version it brings a database to.
     Version,
 }
 
@@ -62,8 +70,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(config) => {
             init_logging(config.log_format);
+            let database = Existing::find(&config.data_dir, config.database_url.as_deref())?;
             let store = agora_store::Store::open(
-                &config.database_url()?,
+                &database.url(),
                 Default::default(),
                 config.store_options(),
             )
@@ -82,8 +91,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let parsed =
                 agora_forum::abilities::Abilities::parse(&abilities).map_err(anyhow::Error::msg)?;
+            let database = Existing::find(&config.data_dir, config.database_url.as_deref())?;
             let store = agora_store::Store::open(
-                &config.database_url()?,
+                &database.url(),
                 Default::default(),
                 config.store_options(),
             )
@@ -99,8 +109,27 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Backup { file, location } => {
+            let backup = agora::backup::run(&location.existing()?, &file).await?;
+            println!("{}", backup.file.display());
+            eprintln!(
+                "copied {} into {} ({} bytes); a restore also needs the secret key \
+                 (secret.key in the data directory, or AGORA_SECRET_KEY), which the copy \
+                 does not hold",
+                backup.database.display(),
+                backup.file.display(),
+                backup.bytes
+            );
+            Ok(())
+        }
         Command::Version => {
+            use agora_store::{schema, Backend};
             println!("agora {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "schema {} (SQLite), {} (PostgreSQL)",
+                schema::latest(Backend::Sqlite),
+                schema::latest(Backend::Postgres)
+            );
             Ok(())
         }
     }

@@ -5,15 +5,18 @@ mod helpers;
 mod process;
 
 mod api_validation;
+mod backup;
 mod cluster;
 mod crash;
 mod delivery;
 mod disconnects;
 mod forum;
+mod local_commands;
 mod operations;
 mod reliability;
 mod security;
 mod security_binary;
 mod signatures;
 mod tenancy;
+mod upgrade;
 mod webhooks_api;
