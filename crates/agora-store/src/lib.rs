@@ -13,6 +13,8 @@
 //! - [`outbox`]: records an event and its deliveries in a publication's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
 //!   delivery log.
+//! - [`metrics`]: commit latency, group-commit sizes, storage errors and auto-disables, as
+//!   the `metrics` facade records them, and the sample of the queue behind the gauges.
 //! - [`forum`]: the forum's tables (users, sessions, groups, categories, tags, threads, posts,
 //!   reactions, follows, reports, presence), as functions on a connection or transaction so a
 //!   handler composes a change and its publish in one [`Publication`].
@@ -27,6 +29,7 @@ mod error;
 pub mod forum;
 mod group_commit;
 pub mod keys;
+pub mod metrics;
 pub mod outbox;
 mod params;
 mod publication;
@@ -427,7 +430,7 @@ pub(crate) async fn commit_notifying(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
+    metrics::commit_timed(tx, metrics::Commit::Durable).await?;
     waker.wake();
     Ok(())
 }
