@@ -75,7 +75,9 @@ async fn metrics_count_deliveries_by_outcome_requests_by_route_and_the_queue() {
     let text = loop {
         let (status, text) = scrape(&client, &url, Some(TOKEN)).await;
         assert_eq!(status, 200, "{text}");
-        let sampled = value(&text, "agora_webhooks", &[("status", "active")]) == Some(1.0);
+        // The gauges are sampled every 100 ms: wait for one sample after the retry succeeded.
+        let sampled = value(&text, "agora_webhooks", &[("status", "active")]) == Some(1.0)
+            && value(&text, "agora_deliveries_queued", &[("state", "failed")]) == Some(0.0);
         if value(&text, "agora_deliveries_total", &succeeded) == Some(1.0) && sampled {
             break text;
         }
@@ -88,9 +90,10 @@ async fn metrics_count_deliveries_by_outcome_requests_by_route_and_the_queue() {
         ("event_type", "course.enrolled"),
     ];
     assert_eq!(value(&text, "agora_deliveries_total", &retrying), Some(1.0));
+    let exhausted = [("outcome", "exhausted"), ("event_type", "course.enrolled")];
     assert_eq!(
-        value(&text, "agora_deliveries_total", &[("outcome", "exhausted")]),
-        None,
+        value(&text, "agora_deliveries_total", &exhausted),
+        Some(0.0),
         "nothing was exhausted: {text}"
     );
     assert_eq!(
