@@ -8,6 +8,7 @@
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
+//! - [`metrics`]: requests by route and status with their latency, and `GET /metrics`.
 //! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
 //! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
@@ -20,6 +21,7 @@
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod metrics;
 pub mod pagination;
 pub mod ratelimit;
 pub mod readiness;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub max_webhooks_per_key: usize,
     /// Whether the node is draining and its dispatcher runs, for `/readyz`.
     pub readiness: readiness::Readiness,
+    /// What `GET /metrics` serves, and the token that may scrape it.
+    pub metrics: metrics::MetricsEndpoint,
 }
 
 /// Every route of the API. Every error, the router's own included (405, 413, undecodable
@@ -77,9 +81,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
         .merge(routes::forum::routes())
+        .merge(metrics::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))
+        .layer(axum::middleware::from_fn(metrics::measure))
         .layer(axum::middleware::from_fn(request_id::trace))
         .with_state(state)
 }

@@ -95,8 +95,23 @@ impl StoreError {
     }
 }
 
+/// Every database call that fails is counted here, as it becomes a store error: the
+/// `agora_storage_errors_total` series ([`crate::metrics`]).
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        let error = Self::from_database(e);
+        match &error {
+            Self::Unavailable { .. } => crate::metrics::storage_error(true),
+            Self::Internal { .. } => crate::metrics::storage_error(false),
+            _ => {}
+        }
+        error
+    }
+}
+
+impl StoreError {
+    /// Sorts a database error by what the caller can do about it.
+    fn from_database(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::Database(db) if db.is_unique_violation() => {

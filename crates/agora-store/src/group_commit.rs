@@ -48,6 +48,7 @@ pub(crate) fn start(publisher: Publisher, max_deliveries: usize, runtime: &Handl
                 events += job.events.len();
                 group.push(job);
             }
+            metrics::histogram!(crate::metrics::GROUP_COMMIT_EVENTS).record(events as f64);
             let callers: Vec<Pairs<'_>> = group
                 .iter()
                 .map(|job| {

@@ -15,6 +15,8 @@
 //!   delivery log.
 //! - [`schema`]: the embedded migrations and the schema version each release shipped.
 //! - [`backup`]: a consistent copy of a live SQLite database.
+//! - [`metrics`]: commit latency, group-commit sizes, storage errors and auto-disables, as
+//!   the `metrics` facade records them, and the sample of the queue behind the gauges.
 //! - [`forum`]: the forum's tables (users, sessions, groups, categories, tags, threads, posts,
 //!   reactions, follows, reports, presence), as functions on a connection or transaction so a
 //!   handler composes a change and its publish in one [`Publication`].
@@ -30,6 +32,7 @@ mod error;
 pub mod forum;
 mod group_commit;
 pub mod keys;
+pub mod metrics;
 pub mod outbox;
 mod params;
 mod publication;
@@ -440,7 +443,7 @@ pub(crate) async fn commit_notifying(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
+    metrics::commit_timed(tx, metrics::Commit::Durable).await?;
     waker.wake();
     Ok(())
 }

@@ -215,6 +215,22 @@ pub struct Config {
     #[arg(long, env = "AGORA_MAX_CONCURRENT_HASHES", value_parser = at_least_one())]
     pub max_concurrent_hashes: Option<usize>,
 
+    /// How long a node told to stop (SIGTERM, ctrl-c) keeps serving while `/readyz` answers
+    /// 503, so that load balancers take it out before it stops accepting connections.
+    #[arg(long, env = "AGORA_DRAIN_SECONDS", default_value = "5")]
+    pub drain_seconds: u64,
+
+    /// How often the gauges the database knows (the queue, the oldest due delivery, the
+    /// webhooks by status) are sampled; each sample is two grouped counts.
+    #[arg(long, env = "AGORA_METRICS_SAMPLE_INTERVAL", default_value = "10s")]
+    pub metrics_sample_interval: HumanDuration,
+
+    /// A bearer token that may read `GET /metrics` (`AGORA_METRICS_TOKEN`); an admin API key
+    /// may too. Only an environment variable, never a flag, so it does not show in the process
+    /// list.
+    #[arg(skip = std::env::var("AGORA_METRICS_TOKEN").ok().filter(|k| !k.is_empty()).map(Redacted))]
+    pub metrics_token: Option<Redacted>,
+
     /// The admin key to create on first start (`AGORA_ADMIN_KEY`); never printed.
     #[arg(skip = std::env::var("AGORA_ADMIN_KEY").ok().filter(|k| !k.is_empty()).map(Redacted))]
     pub admin_key: Option<Redacted>,

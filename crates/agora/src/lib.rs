@@ -9,6 +9,7 @@
 //! - [`local`]: the existing database a local command (`migrate`, `keys create`, `backup`)
 //!   works on; only `serve` creates one.
 //! - [`backup`]: `agora backup`, a consistent copy of a live SQLite database.
+//! - [`metrics`]: the Prometheus recorder behind `GET /metrics` and the sampler of the queue.
 //! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod limits;
 pub mod local;
 mod maintenance;
+pub mod metrics;
 pub mod presence;
 pub mod secret_key;
 
@@ -33,9 +35,10 @@ use tokio_util::task::TaskTracker;
 
 use agora_api::AppState;
 use agora_core::dispatcher::{Dispatcher, DispatcherConfig, Sender, Waker};
-use agora_store::{Backend, Store};
+use agora_store::Backend;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
+pub use agora_store::Store;
 pub use config::Config;
 
 /// Sends the process's logs to `writer` in `format`, filtered by `AGORA_LOG` (by default
@@ -65,9 +68,11 @@ pub struct Running {
     shutdown: CancellationToken,
     api: JoinHandle<std::io::Result<()>>,
     dispatcher: JoinHandle<()>,
-    /// Timers: retention and the forum's presence sweep.
+    /// Timers: retention, the forum's presence sweep and the metrics sampler.
     background: TaskTracker,
     store: Store,
+    readiness: agora_api::readiness::Readiness,
+    drain: std::time::Duration,
 }
 
 impl Running {
@@ -90,6 +95,47 @@ impl Running {
     /// A token whose cancellation stops the server (wired to SIGTERM and SIGINT by `main`).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// The server's store (for tests and tools running beside it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What stops the node the way a signal should: drain first, then stop.
+    pub fn drainer(&self) -> Drainer {
+        Drainer {
+            readiness: self.readiness.clone(),
+            shutdown: self.shutdown.clone(),
+            period: self.drain,
+        }
+    }
+}
+
+/// Stops a node gracefully for its load balancer: `/readyz` answers 503 for the drain period
+/// (`AGORA_DRAIN_SECONDS`) while every request is still served, then the node stops accepting,
+/// finishes the requests and attempts in flight, and stops.
+pub struct Drainer {
+    readiness: agora_api::readiness::Readiness,
+    shutdown: CancellationToken,
+    period: std::time::Duration,
+}
+
+impl Drainer {
+    /// Drains, then stops the server, or stops at once when `hurry` completes first (a second
+    /// signal: an operator who does not want to wait).
+    pub async fn drain_then_stop(self, hurry: impl std::future::Future<Output = ()>) {
+        self.readiness.drain();
+        tracing::info!(
+            seconds = self.period.as_secs_f64(),
+            "draining: /readyz answers 503 while requests are still served"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(self.period) => {}
+            () = hurry => {}
+        }
+        tracing::info!("shutting down: finishing requests and attempts in flight");
+        self.shutdown.cancel();
     }
 }
 
@@ -135,6 +181,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         hashes = limits.hashes,
         "bounds on requests in flight, connections and password hashes"
     );
+    // Before the dispatcher and the API, whose series register with it as they start.
+    let recorder = metrics::install();
     let sender = Sender::new(config.sender_config()).context("failed to build the HTTP client")?;
     let dispatcher_config = DispatcherConfig {
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
@@ -164,6 +212,13 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         }),
         max_webhooks_per_key: config.max_webhooks_per_key,
         readiness: agora_api::readiness::Readiness::default(),
+        metrics: agora_api::metrics::MetricsEndpoint {
+            render: recorder.clone().map(|handle| {
+                let render: agora_api::metrics::Render = Arc::new(move || handle.render());
+                render
+            }),
+            token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
+        },
     };
     let readiness = state.readiness.clone();
     let serve_limits = agora_api::server::ServeLimits {
@@ -193,17 +248,26 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         config.presence_timeout.0,
         shutdown.clone(),
     ));
+    if let Some(handle) = recorder {
+        background.spawn(metrics::sample_forever(
+            store.clone(),
+            handle,
+            config.metrics_sample_interval.0,
+            shutdown.clone(),
+        ));
+    }
     background.close();
     let addr = listener.local_addr().context("listener has no address")?;
     let api_shutdown = shutdown.clone();
+    let api_readiness = readiness.clone();
     let api = tokio::spawn(agora_api::serve(
         listener,
         state,
         serve_limits,
         async move {
             api_shutdown.cancelled().await;
-            // `/readyz` answers 503 on the connections still open while the node drains.
-            readiness.drain();
+            // `/readyz` answers 503 on the connections still open while the node stops.
+            api_readiness.drain();
         },
     ));
     tracing::info!(%addr, backend = ?store.backend(), "agora is serving");
@@ -215,6 +279,8 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         dispatcher,
         background,
         store,
+        readiness,
+        drain: std::time::Duration::from_secs(config.drain_seconds),
     })
 }
 

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::held::Held;
 use super::lane::{Place, Work};
 use super::limiter::{Admission, Gate, Limiter};
+use super::measure::DeliveryMetrics;
 use super::queue::{
     AttemptRecord, ClaimRequest, DeliveryQueue, LeasedDelivery, NextState, QueueError,
 };
@@ -38,6 +39,8 @@ pub(super) struct Attempts {
     pub(super) sender: Sender,
     pub(super) limiter: Arc<Limiter>,
     pub(super) record_tx: mpsc::UnboundedSender<AttemptRecord>,
+    /// Attempts by outcome and event type, and their duration.
+    pub(super) measured: DeliveryMetrics,
 }
 
 impl Attempts {
@@ -52,7 +55,11 @@ impl Attempts {
     /// to the recorder.
     async fn make(&self, Work { delivery, target }: Work) {
         let record = match self.limiter.gate(&delivery.webhook_id) {
-            Gate::Send => self.sender.attempt_to(&delivery, &target).await,
+            Gate::Send => {
+                let record = self.sender.attempt_to(&delivery, &target).await;
+                self.measured.attempted(&delivery.event_type, &record);
+                record
+            }
             Gate::Defer(until) => {
                 deferred(&delivery.id, &delivery.webhook_id, delivery.attempt, until)
             }

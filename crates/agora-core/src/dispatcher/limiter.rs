@@ -175,6 +175,7 @@ impl Limiter {
         self.failing.store(slots.breakers.len(), Ordering::Release);
         drop(slots);
         if opened {
+            super::measure::breaker_opened();
             tracing::warn!(
                 webhook_id = record.webhook_id.as_str(),
                 delivery_id = record.delivery_id.as_str(),

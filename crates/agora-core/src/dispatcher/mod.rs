@@ -25,7 +25,7 @@
 //!
 //! Where each part lives: the claim loop and the hand-off's intake in `claim.rs`, a batch's
 //! claim, load and workers in `batch.rs`, the recorder in `record.rs`, lease renewal and the
-//! sweep in `held.rs`. [`Dispatcher::run`] sets them going; [`Dispatcher::stepper`] makes a
+//! sweep in `held.rs`, the metrics of attempts and breakers in `measure`. [`Dispatcher::run`] sets them going; [`Dispatcher::stepper`] makes a
 //! [`Stepper`] of the same parts that runs one round when asked, for tests. With the
 //! `test-util` feature, `memory` and `scripted` hold what such tests run on: a queue in memory
 //! and a receiver in place of the network.
@@ -37,6 +37,7 @@ mod headers;
 mod held;
 mod lane;
 mod limiter;
+pub mod measure;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod queue;
@@ -183,6 +184,7 @@ impl<Q: DeliveryQueue> Dispatcher<Q> {
                     sender: self.sender.clone(),
                     limiter: limiter.clone(),
                     record_tx,
+                    measured: measure::DeliveryMetrics::new(),
                 }),
                 shutdown,
                 tasks: TaskTracker::new(),

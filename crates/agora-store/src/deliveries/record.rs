@@ -11,6 +11,7 @@ use agora_core::time::now_ms;
 use sqlx::Row;
 
 use super::state::{close_queued, put_back, Status};
+use crate::metrics::{commit_timed, Commit};
 use crate::{placeholders, Backend, Params, Store, StoreError, Tx};
 
 impl Store {
@@ -42,11 +43,13 @@ impl Store {
                 disabled.push((a.webhook_id.clone(), reason.to_owned()));
             }
         }
+        let gone = disabled.len();
         disabled.extend(self.auto_disable(&mut tx, &attempted).await?);
         // Only `webhook.disabled` events can have been queued here; this node's own dispatcher
         // is enough to send them, so other nodes are not notified on every batch.
-        tx.commit().await?;
+        commit_timed(tx, Commit::Bookkeeping).await?;
         self.waker.wake();
+        crate::metrics::auto_disabled(gone, disabled.len() - gone);
         warn_of_disabled(&disabled, &attempted);
         Ok(())
     }

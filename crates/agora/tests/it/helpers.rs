@@ -275,6 +275,11 @@ impl TestApp {
         }
     }
 
+    /// The running server's store, for what only the store answers.
+    pub fn store(&self) -> &agora::Store {
+        self.running.as_ref().expect("running in process").store()
+    }
+
     /// Stops the server gracefully, keeping its data directory.
     pub async fn stop(&mut self) {
         if let Some(running) = self.running.take() {

@@ -36,6 +36,8 @@ impl ServerProcess {
             ("AGORA_POLL_INTERVAL", "100ms"),
             ("AGORA_LOG", "warn"),
             ("AGORA_RATE_LIMIT_PER_SECOND", "0"),
+            // Stops at once; the drain has a test of its own.
+            ("AGORA_DRAIN_SECONDS", "0"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -97,13 +99,24 @@ impl ServerProcess {
     /// Sends a signal (`TERM`, `INT`) and waits for the process to exit; returns whether it
     /// exited cleanly.
     pub async fn signal(&mut self, name: &str) -> bool {
-        let mut child = self.child.take().expect("running");
+        self.send_signal(name);
+        self.wait_exit().await
+    }
+
+    /// Sends a signal (`TERM`, `INT`) without waiting for anything.
+    pub fn send_signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("running");
         let pid = child.id().expect("pid").to_string();
         let sent = std::process::Command::new("kill")
             .args([&format!("-{name}"), &pid])
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// Waits for the process to exit (20 s at most); returns whether it exited cleanly.
+    pub async fn wait_exit(&mut self) -> bool {
+        let mut child = self.child.take().expect("running");
         let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
             .await
             .expect("exits within 20 s")
