@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::deliveries::routes())
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
+        .merge(routes::audit::routes())
         .merge(routes::forum::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -21,6 +21,7 @@
 //! engines differ (claiming with `FOR UPDATE SKIP LOCKED`) the difference is spelled out next to
 //! the statement.
 
+pub mod audit;
 pub mod catalog;
 pub mod deliveries;
 mod error;

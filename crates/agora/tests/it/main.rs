@@ -5,6 +5,8 @@ mod helpers;
 mod process;
 
 mod api_validation;
+mod audit;
+mod cli;
 mod cluster;
 mod crash;
 mod delivery;
