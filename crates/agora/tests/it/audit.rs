@@ -288,7 +288,14 @@ async fn change_events_reach_the_owner_and_admins_but_no_other_tenant_and_carry_
             .collect()
     };
     let deadline = std::time::Instant::now() + WAIT;
-    while (about_hook(&alice_rx).len() < 3 || about_hook(&admin_rx).len() < 3)
+    let key_created = |rx: &Receiver| {
+        rx.received()
+            .iter()
+            .any(|r| r.json()["type"] == "api_key.created")
+    };
+    while (about_hook(&alice_rx).len() < 3
+        || about_hook(&admin_rx).len() < 3
+        || !key_created(&admin_rx))
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
