@@ -106,7 +106,11 @@ pub fn webhook_diff(before: Option<&Webhook>, after: Option<&Webhook>) -> Value 
     fields.dedup();
     for field in fields {
         let header_changed = field == "headers" && headers_of(before) != headers_of(after);
-        if raw_from.get(field) != raw_to.get(field) || header_changed {
+        let (was, is) = (
+            raw_from.get(field).unwrap_or(&Value::Null),
+            raw_to.get(field).unwrap_or(&Value::Null),
+        );
+        if was != is || header_changed {
             diff.insert(
                 field.clone(),
                 json!({

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 /// Where the server is and which key to send: `--server`/`AGORA_URL`, `--key`/`AGORA_KEY`.
 #[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Server")]
 pub struct Remote {
     /// The server's base URL [default: http://127.0.0.1:7070].
     #[arg(long, env = "AGORA_URL", global = true)]

@@ -114,9 +114,13 @@ async fn each_administrative_change_writes_one_record_with_its_actor_address_and
             .unwrap()
             .clone()
     };
-    assert_eq!(
-        of("webhook.created")["changes"]["name"]["from"],
-        Value::Null
+    let creation = &of("webhook.created")["changes"];
+    assert_eq!(creation["url"]["from"], Value::Null);
+    assert!(creation["url"]["to"].as_str().unwrap().contains("token="));
+    assert_eq!(creation["headers"]["to"]["Authorization"], "[redacted]");
+    assert!(
+        creation.get("description").is_none(),
+        "nothing to nothing is no change: {creation}"
     );
     assert_eq!(
         of("webhook.created")["changes"]["secret"]["to"],
@@ -364,4 +368,25 @@ async fn webhooks_show_the_key_that_owns_them() {
         .await
         .body;
     assert_eq!(one["owner_key_id"], alice_id.as_str());
+}
+
+#[tokio::test]
+async fn a_change_refused_in_its_transaction_leaves_no_record() {
+    let app = crate::helpers::spawn_app_with(|c| c.max_webhooks_per_key = 1).await;
+    let (_, tenant) = make_key(&app, json!(["webhooks:write"])).await;
+    let body = json!({"url": "http://127.0.0.1:9/x", "events": ["webhook.test"]});
+    let created = app
+        .request_as(&tenant, "POST", "/v1/webhooks", Some(body.clone()))
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let over = app
+        .request_as(&tenant, "POST", "/v1/webhooks", Some(body))
+        .await;
+    assert_eq!(over.status, 409, "{:?}", over.body);
+    let records = app.get("/v1/audit-log?action=webhook.created").await.body;
+    assert_eq!(
+        records["data"].as_array().unwrap().len(),
+        1,
+        "the refused creation was rolled back with its record: {records}"
+    );
 }
