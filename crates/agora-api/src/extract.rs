@@ -132,6 +132,14 @@ impl Caller {
         }
     }
 
+    /// Who the audit trail records for a change this caller makes from `peer`.
+    pub fn audit_actor(&self, peer: &PeerAddr) -> agora_store::audit::Actor {
+        agora_store::audit::Actor {
+            id: self.actor_id().to_owned(),
+            address: peer.0.map(|ip| ip.to_string()),
+        }
+    }
+
     /// Whether the caller is an API key holding `admin`.
     pub fn is_admin(&self) -> bool {
         self.key().is_some_and(|k| k.abilities.is_admin())

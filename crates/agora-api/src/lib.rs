@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::deliveries::routes())
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
+        .merge(routes::audit::routes())
         .merge(routes::forum::routes())
         .merge(metrics::routes())
         .fallback(routes::not_found)

@@ -16,6 +16,8 @@ pub const WEBHOOK: &str = "wh";
 pub const ATTEMPT: &str = "att";
 /// Prefix of API key ids.
 pub const API_KEY: &str = "key";
+/// Prefix of audit record ids.
+pub const AUDIT: &str = "aud";
 
 /// A new id with the given prefix, unique and increasing: within one process every id is
 /// greater than the one made before it, even in the same millisecond, so that deliveries
@@ -138,6 +140,12 @@ prefixed_id!(
     /// An API key's id, `key_…`.
     ApiKeyId,
     API_KEY
+);
+
+prefixed_id!(
+    /// An audit record's id, `aud_…`.
+    AuditId,
+    AUDIT
 );
 
 #[cfg(test)]

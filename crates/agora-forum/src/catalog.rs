@@ -32,8 +32,13 @@ pub enum DataKind {
     Group,
     /// [`model::Tag`].
     Tag,
-    /// The operational `webhook.*` payloads, free-form objects.
+    /// The operational `webhook.test` payload, a free-form object.
     Operational,
+    /// A webhook as the API shows it, with every custom header value and URL query value
+    /// redacted and no secret: `webhook.created`, `.updated`, `.deleted`, `.disabled`.
+    Webhook,
+    /// An API key's id, name and abilities, never its value: `api_key.created`, `.revoked`.
+    ApiKey,
 }
 
 impl DataKind {
@@ -54,6 +59,8 @@ impl DataKind {
             Self::Operational => {
                 return json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"})
             }
+            Self::Webhook => return webhook_schema(),
+            Self::ApiKey => return api_key_schema(),
         };
         serde_json::to_value(schema).expect("schemas serialize")
     }
@@ -76,8 +83,83 @@ impl DataKind {
             Self::Group => v(examples::group()),
             Self::Tag => v(examples::tag()),
             Self::Operational => json!({"webhook_id": "wh_01JD8X3ZQ4T9M2K7C5B6N8P0RS"}),
+            Self::Webhook => json!({
+                "id": "wh_01JD8X3ZQ4T9M2K7C5B6N8P0RS",
+                "owner_key_id": "key_01JD8X2A1B2C3D4E5F6G7H8J9K",
+                "name": "Moderation queue",
+                "description": "Reports go to the moderators' chat",
+                "url": "https://hooks.example.com/agora?token=[redacted]",
+                "events": ["report.created", "content.flagged_spam"],
+                "headers": {"Authorization": "[redacted]"},
+                "retry_count": 10,
+                "timeout_ms": 15000,
+                "status": "active",
+                "disabled_reason": null,
+                "filter": null,
+                "format": "json",
+                "created_at": "2026-11-30T09:12:44.318Z",
+                "updated_at": "2026-12-01T16:03:10.027Z",
+                "last_triggered_at": null,
+                "last_error": null,
+            }),
+            Self::ApiKey => json!({
+                "id": "key_01JD8X2A1B2C3D4E5F6G7H8J9K",
+                "name": "CI deploy notifier",
+                "abilities": ["webhooks:write", "threads:read"],
+                "created_at": "2026-11-30T09:10:02.551Z",
+            }),
         }
     }
+}
+
+/// The schema of a webhook as `webhook.*` events carry it (the view of
+/// `agora_store::webhooks::Webhook::event_view`).
+fn webhook_schema() -> Value {
+    let text = json!({"type": "string"});
+    let text_or_null = json!({"type": ["string", "null"]});
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Webhook",
+        "type": "object",
+        "required": ["id", "owner_key_id", "url", "events", "headers", "retry_count",
+                     "timeout_ms", "status", "format", "created_at", "updated_at"],
+        "properties": {
+            "id": text,
+            "owner_key_id": text_or_null,
+            "name": text_or_null,
+            "description": text_or_null,
+            "url": text,
+            "events": {"type": "array", "items": text},
+            "headers": {"type": "object", "additionalProperties": {"const": "[redacted]"}},
+            "retry_count": {"type": "integer"},
+            "timeout_ms": {"type": "integer"},
+            "status": {"enum": ["active", "inactive"]},
+            "disabled_reason": text_or_null,
+            "filter": {"type": ["object", "null"]},
+            "format": {"enum": ["json", "slack", "discord"]},
+            "created_at": text,
+            "updated_at": text,
+            "last_triggered_at": text_or_null,
+            "last_error": text_or_null,
+        },
+    })
+}
+
+/// The schema of an API key as `api_key.*` events carry it.
+fn api_key_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "ApiKey",
+        "type": "object",
+        "required": ["id", "name", "abilities", "created_at"],
+        "additionalProperties": false,
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "abilities": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string"},
+        },
+    })
 }
 
 /// A built-in event type.
@@ -248,7 +330,33 @@ pub const BUILTIN: &[BuiltinEventType] = &[
     t(
         "webhook.disabled",
         "A webhook was disabled by the system (410 Gone, or failing for days).",
-        DataKind::Operational,
+        DataKind::Webhook,
+    ),
+    t(
+        "webhook.created",
+        "A webhook was registered. Sent to its owner key's and admins' webhooks only.",
+        DataKind::Webhook,
+    ),
+    t(
+        "webhook.updated",
+        "A webhook was changed: its settings, its status or its secret (never shown). Sent to \
+         its owner key's and admins' webhooks only.",
+        DataKind::Webhook,
+    ),
+    t(
+        "webhook.deleted",
+        "A webhook was deleted. Sent to its owner key's and admins' webhooks only.",
+        DataKind::Webhook,
+    ),
+    t(
+        "api_key.created",
+        "An API key was created (its value is never sent). Sent to admins' webhooks only.",
+        DataKind::ApiKey,
+    ),
+    t(
+        "api_key.revoked",
+        "An API key was revoked; its webhooks were disabled. Sent to admins' webhooks only.",
+        DataKind::ApiKey,
     ),
 ];
 
@@ -292,6 +400,7 @@ pub fn read_ability(resource: &str) -> Ability {
         "group" => Resource::Groups,
         "tag" => Resource::Tags,
         "webhook" => Resource::Webhooks,
+        "api_key" => return Ability::Admin,
         _ => Resource::Events,
     })
 }

@@ -26,6 +26,7 @@
 //! the statement.
 
 pub mod backup;
+pub mod audit;
 pub mod catalog;
 pub mod deliveries;
 mod error;

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::audit::{self, webhook_diff, Actor};
 use crate::deliveries::close_queued;
+use crate::outbox::publish_operational;
+use crate::publication::Publication;
 use crate::secretbox::StoredSecret;
 use crate::{placeholders, Limit, Store, StoreError, Tx};
 use agora_core::dispatcher::redacted;
@@ -72,6 +75,7 @@ pub struct Webhook {
 #[derive(Serialize)]
 pub struct WebhookView<'a> {
     id: &'a WebhookId,
+    owner_key_id: &'a Option<ApiKeyId>,
     name: &'a Option<String>,
     description: &'a Option<String>,
     url: std::borrow::Cow<'a, str>,
@@ -169,6 +173,7 @@ impl Webhook {
     pub fn view(&self) -> WebhookView<'_> {
         WebhookView {
             id: &self.id,
+            owner_key_id: &self.owner_key_id,
             name: &self.name,
             description: &self.description,
             url: std::borrow::Cow::Borrowed(&self.url),
@@ -295,26 +300,30 @@ impl Store {
     /// ([`Limit::WebhooksPerKey`] otherwise). The key's row is locked first (a no-op update),
     /// so concurrent creations by one key on PostgreSQL count one after the other; SQLite has
     /// one writer.
+    ///
+    /// Records the creation in the audit trail and emits `webhook.created`, in its
+    /// transaction.
     pub async fn insert_webhook(
         &self,
         w: &Webhook,
         quota: Option<usize>,
+        actor: &Actor,
     ) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO webhooks ({COLUMNS}) VALUES ({})",
             placeholders(1, 22)
         );
         let sealed = self.sealed_secrets(w)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_publication().await?;
         if let (Some(quota), Some(owner)) = (quota, &w.owner_key_id) {
             sqlx::query("UPDATE api_keys SET name = name WHERE id = $1")
                 .bind(owner.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             let owned: i64 =
                 sqlx::query("SELECT COUNT(*) AS n FROM webhooks WHERE owner_key_id = $1")
                     .bind(owner.as_str())
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?
                     .try_get("n")?;
             if owned >= quota as i64 {
@@ -327,8 +336,9 @@ impl Store {
             }
         }
         bind_all(sqlx::query(&sql), w, sealed)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
+        audited(&mut tx, actor, "webhook.created", None, w).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -386,9 +396,14 @@ impl Store {
     /// dispatcher keeps). When it goes inactive, its queued deliveries are closed as exhausted
     /// (an inactive webhook receives nothing; `recover` brings them back); when it goes active,
     /// its failure streak starts over.
-    pub async fn update_webhook(&self, w: &Webhook) -> Result<(), StoreError> {
+    ///
+    /// Records the change in the audit trail (as `webhook.secret_rotated` when the previous
+    /// secret's grace changed, `webhook.enabled` or `webhook.disabled` when the status did,
+    /// else `webhook.updated`) and emits `webhook.updated`, in its transaction.
+    pub async fn update_webhook(&self, w: &Webhook, actor: &Actor) -> Result<(), StoreError> {
         let (secret, previous_secret) = self.sealed_secrets(w)?;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_publication().await?;
+        let before = Self::webhook_in(&mut tx, &w.id).await?;
         let done = sqlx::query(
             "UPDATE webhooks SET name = $2, description = $3, url = $4, events = $5, secret = $6, \
              previous_secret = $7, previous_secret_until = $8, headers = $9, retry_count = $10, \
@@ -412,7 +427,7 @@ impl Store {
         .bind(w.filter.as_ref().map(|f| serde_json::to_string(f).expect("filter serializes")))
         .bind(w.format.as_str())
         .bind(w.updated_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -420,30 +435,46 @@ impl Store {
         if !w.is_active() {
             close_queued(&mut tx, &w.id, "webhook is inactive").await?;
         }
+        let action = if before.previous_secret_until != w.previous_secret_until {
+            "webhook.secret_rotated"
+        } else if before.status != w.status && w.is_active() {
+            "webhook.enabled"
+        } else if before.status != w.status {
+            "webhook.disabled"
+        } else {
+            "webhook.updated"
+        };
+        audited(&mut tx, actor, action, Some(&before), w).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Deletes a webhook with its deliveries and their attempts.
-    pub async fn delete_webhook(&self, id: &WebhookId) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+    /// Deletes a webhook with its deliveries and their attempts; records the deletion in the
+    /// audit trail and emits `webhook.deleted`, in its transaction.
+    pub async fn delete_webhook(&self, id: &WebhookId, actor: &Actor) -> Result<(), StoreError> {
+        let mut tx = self.begin_publication().await?;
+        let before = Self::webhook_in(&mut tx, id).await?;
         sqlx::query(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE webhook_id = $1)",
         )
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("DELETE FROM deliveries WHERE webhook_id = $1")
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1")
             .bind(id.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        let changes = webhook_diff(Some(&before), None);
+        audit::record(&mut tx, actor, "webhook.deleted", &before.id, &changes).await?;
+        let event = agora_forum::catalog::event("webhook.deleted", &before.event_view());
+        publish_operational(&mut tx, &event, before.owner_key_id.as_deref()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -496,6 +527,27 @@ impl Store {
             .map(from_row)
             .collect()
     }
+}
+
+/// Records a creation or change of `after` in the audit trail as `action`, and emits
+/// `webhook.created` (nothing before) or `webhook.updated` to the webhooks that may hear of it.
+async fn audited(
+    tx: &mut Publication,
+    actor: &Actor,
+    action: &str,
+    before: Option<&Webhook>,
+    after: &Webhook,
+) -> Result<(), StoreError> {
+    let changes = webhook_diff(before, Some(after));
+    audit::record(tx, actor, action, &after.id, &changes).await?;
+    let kind = if before.is_some() {
+        "webhook.updated"
+    } else {
+        "webhook.created"
+    };
+    let event = agora_forum::catalog::event(kind, &after.event_view());
+    publish_operational(tx, &event, after.owner_key_id.as_deref()).await?;
+    Ok(())
 }
 
 fn bind_all<'q>(

@@ -296,7 +296,12 @@ async fn bootstrap_admin_key(store: &Store, config: &Config) -> anyhow::Result<O
         .map(|k| k.expose().to_owned())
         .unwrap_or_else(agora_store::keys::generate_value);
     match store
-        .create_key("admin", &agora_forum::abilities::Abilities::admin(), &value)
+        .create_key(
+            "admin",
+            &agora_forum::abilities::Abilities::admin(),
+            &value,
+            &agora_store::audit::Actor::operator(),
+        )
         .await
     {
         // Another node of the cluster bootstrapped the same key first.

@@ -20,7 +20,7 @@ pub struct Location {
 
     /// `postgres://…` when the server runs on PostgreSQL; SQLite in the data directory when
     /// unset.
-    #[arg(long, env = "AGORA_DATABASE_URL")]
+    #[arg(long, env = "AGORA_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 

@@ -1,4 +1,7 @@
-//! `agora`: serve, migrate, back up, manage keys.
+//! `agora`: serve, migrate, back up, manage keys offline; and the remote commands (`cli`), which
+//! talk to a running server.
+
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -6,7 +9,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use agora::config::LogFormat;
-use agora::local::Existing;
+use agora::local::{Existing, Location};
 
 /// mimalloc instead of the system allocator: the delivery path allocates per request (headers,
 /// bodies, SQL arguments) across many threads, where glibc's malloc took a large share of the
@@ -37,36 +40,56 @@ enum Command {
         /// The file to write; it must not exist.
         file: std::path::PathBuf,
         #[command(flatten)]
-        location: agora::local::Location,
+        location: Location,
     },
-    /// Manage API keys.
+    /// Manage API keys: on a running server, or (`create` without a server) in its database.
     Keys {
+        #[command(flatten)]
+        remote: cli::Remote,
         #[command(subcommand)]
-        command: KeysCommand,
+        command: cli::KeysCommand,
+    },
+    /// Manage webhooks on a running server.
+    Webhooks {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::WebhooksCommand,
+    },
+    /// Inspect and redeliver deliveries on a running server.
+    Deliveries {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::DeliveriesCommand,
+    },
+    /// Read the event history and publish custom events on a running server.
+    Events {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::EventsCommand,
+    },
+    /// Read the audit trail of a running server (admin).
+    AuditLog {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(flatten)]
+        args: cli::AuditArgs,
+    },
+    /// Print a shell completion script: `agora completions bash > /etc/bash_completion.d/agora`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Print the version and the database schema version it brings a database to.
     Version,
 }
 
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Create a key and print its value (shown this once).
-    Create {
-        /// What the key is for.
-        #[arg(long, default_value = "cli")]
-        name: String,
-        /// Comma-separated abilities, e.g. `webhooks:write,threads:read`.
-        #[arg(long, value_delimiter = ',', required = true)]
-        abilities: Vec<String>,
-        #[command(flatten)]
-        config: Config,
-    },
-}
-
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    match cli.command {
+    let done = match cli.command {
         Command::Serve(config) => serve(config).await,
         Command::Migrate(config) => {
             init_logging(config.log_format);
@@ -81,32 +104,21 @@ async fn main() -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::Keys {
-            command:
-                KeysCommand::Create {
-                    name,
-                    abilities,
-                    config,
-                },
-        } => {
-            let parsed =
-                agora_forum::abilities::Abilities::parse(&abilities).map_err(anyhow::Error::msg)?;
-            let database = Existing::find(&config.data_dir, config.database_url.as_deref())?;
-            let store = agora_store::Store::open(
-                &database.url(),
-                Default::default(),
-                config.store_options(),
-            )
-            .await?;
-            let value = agora_store::keys::generate_value();
-            let key = store.create_key(&name, &parsed, &value).await?;
-            store.close().await;
-            println!("{value}");
-            eprintln!(
-                "created {} with abilities {}; the key is shown only this once",
-                key.id,
-                abilities.join(",")
-            );
+        Command::Keys { remote, command } => return keys(remote, command).await,
+        Command::Webhooks { remote, command } => {
+            return Ok(cli::exit_code(command.run(&remote).await))
+        }
+        Command::Deliveries { remote, command } => {
+            return Ok(cli::exit_code(command.run(&remote).await))
+        }
+        Command::Events { remote, command } => {
+            return Ok(cli::exit_code(command.run(&remote).await))
+        }
+        Command::AuditLog { remote, args } => return Ok(cli::exit_code(args.run(&remote).await)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "agora", &mut std::io::stdout());
             Ok(())
         }
         Command::Backup { file, location } => {
@@ -132,7 +144,66 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
+    };
+    done.map(|()| std::process::ExitCode::SUCCESS)
+}
+
+/// `agora keys …`: `create` with no server (neither `--server` nor `AGORA_URL`) writes to
+/// the database directly; everything else goes through the API.
+async fn keys(
+    remote: cli::Remote,
+    command: cli::KeysCommand,
+) -> anyhow::Result<std::process::ExitCode> {
+    let remote_command = match command {
+        cli::KeysCommand::Create {
+            name,
+            abilities,
+            local,
+        } if remote.server.is_none() => {
+            create_key_offline(&name, &abilities, local).await?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        cli::KeysCommand::Create {
+            name, abilities, ..
+        } => cli::RemoteKeysCommand::Create { name, abilities },
+        cli::KeysCommand::List => cli::RemoteKeysCommand::List,
+        cli::KeysCommand::Revoke { id } => cli::RemoteKeysCommand::Revoke { id },
+    };
+    Ok(cli::exit_code(remote_command.run(&remote).await))
+}
+
+/// Creates a key in the database of `local`, for a server's first key or a locked-out
+/// operator; recorded in the audit trail as the operator's.
+async fn create_key_offline(
+    name: &str,
+    abilities: &[String],
+    local: Location,
+) -> anyhow::Result<()> {
+    let parsed = agora_forum::abilities::Abilities::parse(abilities).map_err(anyhow::Error::msg)?;
+    let config = Config::defaults(local.data_dir.clone());
+    let store = agora_store::Store::open(
+        &local.existing()?.url(),
+        Default::default(),
+        config.store_options(),
+    )
+    .await?;
+    let value = agora_store::keys::generate_value();
+    let key = store
+        .create_key(
+            name,
+            &parsed,
+            &value,
+            &agora_store::audit::Actor::operator(),
+        )
+        .await?;
+    store.close().await;
+    println!("{value}");
+    eprintln!(
+        "created {} with abilities {}; the key is shown only this once",
+        key.id,
+        abilities.join(",")
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -148,11 +219,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "admin API key (shown once, also written to the data directory as admin.key): {key}"
         );
     }
-    let drainer = running.drainer();
+    let token = running.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
-        // A second signal skips what is left of the drain.
-        drainer.drain_then_stop(wait_for_signal()).await;
+        tracing::info!("shutting down: finishing attempts in flight");
+        token.cancel();
     });
     running.wait().await
 }

@@ -14,7 +14,7 @@ use agora_store::deliveries::{Delivery, DeliveryFilter};
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Query};
+use crate::extract::{Caller, PeerAddr, Query};
 use crate::pagination::Page;
 use crate::routes::webhooks::load;
 use crate::AppState;
@@ -101,6 +101,7 @@ async fn read(
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Write(Resource::Webhooks))?;
@@ -115,7 +116,11 @@ async fn redeliver(
             "the webhook is inactive; set status to active first",
         ));
     }
-    match state.store.redeliver(&delivery.id).await {
+    match state
+        .store
+        .redeliver(&delivery.id, &caller.audit_actor(&peer))
+        .await
+    {
         Err(StoreError::Conflict(m)) => return Err(ApiError::conflict("delivery_in_flight", m)),
         other => other?,
     }

@@ -14,7 +14,7 @@ use agora_store::keys::generate_value;
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, PeerAddr};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -33,6 +33,7 @@ struct NewKey {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Json(input): Json<NewKey>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Admin)?;
@@ -47,7 +48,7 @@ async fn create(
     let value = generate_value();
     let key = state
         .store
-        .create_key(&input.name, &abilities, &value)
+        .create_key(&input.name, &abilities, &value, &caller.audit_actor(&peer))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -80,11 +81,16 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl I
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Ability::Admin)?;
     let id = ApiKeyId::parse(&id).ok_or_else(|| ApiError::not_found("API key"))?;
-    match state.store.revoke_key(&id).await {
+    match state
+        .store
+        .revoke_key(&id, &caller.audit_actor(&peer))
+        .await
+    {
         Err(StoreError::NotFound) => Err(ApiError::not_found("API key")),
         other => other.map(|_| StatusCode::NO_CONTENT).map_err(Into::into),
     }

@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod audit;
 pub mod deliveries;
 pub mod events;
 pub mod forum;

@@ -20,7 +20,7 @@ use agora_store::webhooks::Webhook;
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, Query};
+use crate::extract::{Caller, Json, PeerAddr, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
@@ -62,6 +62,7 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResu
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Write(Resource::Webhooks))?;
@@ -69,7 +70,10 @@ async fn create(
     let owner = caller.key().map(|k| k.id.clone());
     let w = Webhook::new(owner, change, now_ms());
     let quota = (!caller.is_admin()).then_some(state.max_webhooks_per_key);
-    state.store.insert_webhook(&w, quota).await?;
+    state
+        .store
+        .insert_webhook(&w, quota, &caller.audit_actor(&peer))
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(with_secret(&w))))
 }
 
@@ -103,24 +107,27 @@ async fn read(
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<impl IntoResponse> {
-    update(state, caller, id, input, Mode::Patch).await
+    update(state, caller, peer, id, input, Mode::Patch).await
 }
 
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
     Json(input): Json<WebhookInput>,
 ) -> ApiResult<impl IntoResponse> {
-    update(state, caller, id, input, Mode::Full).await
+    update(state, caller, peer, id, input, Mode::Full).await
 }
 
 async fn update(
     state: AppState,
     caller: Caller,
+    peer: PeerAddr,
     id: String,
     input: WebhookInput,
     mode: Mode,
@@ -129,18 +136,25 @@ async fn update(
     let mut w = load(&state, &caller, &id).await?;
     w.apply(parse(&state, &caller, input, mode).await?);
     w.updated_at = now_ms();
-    state.store.update_webhook(&w).await?;
+    state
+        .store
+        .update_webhook(&w, &caller.audit_actor(&peer))
+        .await?;
     Ok(axum::Json(view(&w)))
 }
 
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
-    state.store.delete_webhook(&w.id).await?;
+    state
+        .store
+        .delete_webhook(&w.id, &caller.audit_actor(&peer))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -229,6 +243,7 @@ async fn test(
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Write(Resource::Webhooks))?;
@@ -241,7 +256,10 @@ async fn rotate_secret(
     ));
     w.previous_secret_until = Some(now + state.rotation_grace.as_millis() as i64);
     w.updated_at = now;
-    state.store.update_webhook(&w).await?;
+    state
+        .store
+        .update_webhook(&w, &caller.audit_actor(&peer))
+        .await?;
     Ok(axum::Json(json!({
         "secret": fresh.expose(),
         "previous_secret_expires_at": w.previous_secret_until.map(agora_core::time::to_rfc3339),
@@ -257,6 +275,7 @@ struct RecoverInput {
 async fn recover(
     State(state): State<AppState>,
     caller: Caller,
+    peer: PeerAddr,
     Path(id): Path<String>,
     Json(input): Json<RecoverInput>,
 ) -> ApiResult<impl IntoResponse> {
@@ -270,7 +289,10 @@ async fn recover(
             "the webhook is inactive; set status to active first",
         ));
     }
-    let recovered = state.store.recover(&w.id, since).await?;
+    let recovered = state
+        .store
+        .recover(&w.id, since, &caller.audit_actor(&peer))
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "recovered": recovered })),

@@ -3,8 +3,11 @@
 //! birth in the outbox; see the table in ARCHITECTURE.md.
 
 use agora_core::dispatcher::{AttemptRecord, NextState};
-use agora_core::time::now_ms;
+use agora_core::time::{now_ms, to_rfc3339};
+use serde_json::json;
+use sqlx::Row;
 
+use crate::audit::{self, Actor};
 use crate::{Store, StoreError, Tx};
 
 /// Where a delivery is in its life. Stored as its [`as_str`](Status::as_str) form, shown so in
@@ -57,38 +60,57 @@ impl Status {
 }
 
 impl Store {
-    /// Queues a delivery again now, with the same id and a fresh retry budget. A delivery in
-    /// flight is left alone ([`StoreError::Conflict`]).
-    pub async fn redeliver(&self, id: &str) -> Result<(), StoreError> {
-        let done = self
-            .execute_durably(
-                sqlx::query(&requeue_where("id = $2 AND status <> 'in_flight'"))
-                    .bind(now_ms())
-                    .bind(id),
-            )
+    /// Queues a delivery again now, with the same id and a fresh retry budget, and records it
+    /// in the audit trail (`delivery.redelivered`). A delivery in flight is left alone
+    /// ([`StoreError::Conflict`]).
+    pub async fn redeliver(&self, id: &str, actor: &Actor) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT webhook_id, status FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (webhook_id, status): (String, String) =
+            (row.try_get("webhook_id")?, row.try_get("status")?);
+        let done = sqlx::query(&requeue_where("id = $2 AND status <> 'in_flight'"))
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            self.delivery(id).await?;
             return Err(StoreError::Conflict(
                 "the delivery is being attempted right now".into(),
             ));
         }
+        let changes = json!({
+            "webhook_id": webhook_id,
+            "status": {"from": status, "to": "pending"},
+        });
+        audit::record(&mut tx, actor, "delivery.redelivered", id, &changes).await?;
+        tx.commit().await?;
         self.waker.wake();
         Ok(())
     }
 
     /// Queues again every failed or exhausted delivery of a webhook created since `since`
-    /// (unix ms). Returns how many.
-    pub async fn recover(&self, webhook_id: &str, since: i64) -> Result<u64, StoreError> {
+    /// (unix ms), and records it in the audit trail (`webhook.recovered`). Returns how many.
+    pub async fn recover(
+        &self,
+        webhook_id: &str,
+        since: i64,
+        actor: &Actor,
+    ) -> Result<u64, StoreError> {
         let filter = "webhook_id = $2 AND status IN ('failed', 'exhausted') AND created_at >= $3";
-        let done = self
-            .execute_durably(
-                sqlx::query(&requeue_where(filter))
-                    .bind(now_ms())
-                    .bind(webhook_id)
-                    .bind(since),
-            )
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(&requeue_where(filter))
+            .bind(now_ms())
+            .bind(webhook_id)
+            .bind(since)
+            .execute(&mut *tx)
             .await?;
+        let changes = json!({"since": to_rfc3339(since), "requeued": done.rows_affected()});
+        audit::record(&mut tx, actor, "webhook.recovered", webhook_id, &changes).await?;
+        tx.commit().await?;
         self.waker.wake();
         Ok(done.rows_affected())
     }

@@ -6,6 +6,8 @@ mod process;
 
 mod api_validation;
 mod backup;
+mod audit;
+mod cli;
 mod cluster;
 mod crash;
 mod delivery;

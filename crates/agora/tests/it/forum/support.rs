@@ -53,11 +53,19 @@ impl Events {
             body["filter"] = f;
         }
         app.create_webhook(body).await;
-        Self {
+        let mut subscribed = Self {
             rx,
             schemas: schemas(app).await,
             checked: HashSet::new(),
+        };
+        // A webhook that hears of webhook changes hears of its own creation first.
+        if events
+            .iter()
+            .any(|e| matches!(*e, "*" | "webhook.*" | "webhook.created"))
+        {
+            subscribed.next("webhook.created").await;
         }
+        subscribed
     }
 
     /// Waits for a delivery of `name` not checked yet, asserts its headers and that its data
