@@ -11,6 +11,8 @@
 //! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
 //! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
+//! - [`stream`]: the one reader of new events per process that every `GET /v1/stream`
+//!   filters for itself.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
 //!
@@ -25,6 +27,7 @@ pub mod ratelimit;
 pub mod readiness;
 pub mod request_id;
 pub mod server;
+pub mod stream;
 
 mod routes;
 
@@ -64,6 +67,8 @@ pub struct AppState {
     pub max_webhooks_per_key: usize,
     /// Whether the node is draining and its dispatcher runs, for `/readyz`.
     pub readiness: readiness::Readiness,
+    /// New events, for `GET /v1/stream`.
+    pub stream: stream::StreamHub,
 }
 
 /// Every route of the API. Every error, the router's own included (405, 413, undecodable
@@ -76,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::deliveries::routes())
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
+        .merge(routes::stream::routes())
         .merge(routes::forum::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

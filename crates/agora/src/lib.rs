@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
 //! - [`limits`]: bounds on connections and hashing sized from the process's file limit.
+//! - [`listen`]: `agora listen`, which follows a server's event stream and forwards each
+//!   event, signed, to a local URL.
 //! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
 //! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
@@ -12,6 +14,7 @@
 
 pub mod config;
 pub mod limits;
+pub mod listen;
 mod maintenance;
 pub mod presence;
 pub mod secret_key;
@@ -141,6 +144,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         breaker_cooldown: config.breaker_cooldown.0,
         ..DispatcherConfig::default()
     };
+    let shutdown = CancellationToken::new();
+    let stream = agora_api::stream::StreamHub::start(
+        store.clone(),
+        agora_api::stream::HubSettings {
+            buffer: config.stream_buffer,
+            ..Default::default()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("failed to start the event stream")?;
     let state = AppState {
         store: store.clone(),
         sender: sender.clone(),
@@ -159,6 +173,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         }),
         max_webhooks_per_key: config.max_webhooks_per_key,
         readiness: agora_api::readiness::Readiness::default(),
+        stream,
     };
     let readiness = state.readiness.clone();
     let serve_limits = agora_api::server::ServeLimits {
@@ -167,7 +182,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         idle_timeout: config.idle_timeout.0,
     };
 
-    let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker)
         .with_handoff(store.handoff());
     let running = readiness.dispatcher_running();

@@ -36,6 +36,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Follow a server's events and forward each, signed, to a local URL.
+    Listen(agora::listen::ListenArgs),
     /// Print the version.
     Version,
 }
@@ -60,6 +62,10 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(config).await,
+        Command::Listen(args) => {
+            agora::listen::check(&args)?;
+            agora::listen::run(args).await
+        }
         Command::Migrate(config) => {
             init_logging(config.log_format);
             let store = agora_store::Store::open(
