@@ -11,6 +11,7 @@ mod delivery;
 mod disconnects;
 mod event_history;
 mod forum;
+mod listen;
 mod operations;
 mod reliability;
 mod security;
