@@ -185,6 +185,36 @@ impl Caller {
         self.can(Ability::Write(Resource::Moderation))
     }
 
+    /// Which recorded events the caller may see, in the history and the stream: an event of a
+    /// built-in resource needs that resource's read ability (`thread.*` needs
+    /// `threads:read`), a custom event `events:read`, and an operational one (`webhook.*`)
+    /// `webhooks:read` and the ownership of its webhook; an admin key sees every event.
+    pub fn audience(&self) -> agora_store::events::Audience {
+        use agora_forum::catalog::{read_ability, BUILTIN};
+        use agora_store::events::Audience;
+        if self.is_admin() {
+            return Audience::Everything;
+        }
+        let mut resources: Vec<String> = Vec::new();
+        for t in BUILTIN {
+            let resource = t.name.split_once('.').map_or(t.name, |(r, _)| r);
+            if resource != "webhook"
+                && !resources.iter().any(|r| r == resource)
+                && self.can(read_ability(resource))
+            {
+                resources.push(resource.to_owned());
+            }
+        }
+        Audience::Some {
+            resources,
+            custom: self.can(Ability::Read(Resource::Events)),
+            operational_of: self
+                .key()
+                .filter(|_| self.can(Ability::Read(Resource::Webhooks)))
+                .map(|k| k.id.to_string()),
+        }
+    }
+
     /// Whose webhooks the caller may see (only keys reach the webhook routes).
     pub fn owner(&self) -> agora_store::webhooks::Owner<'_> {
         use agora_store::webhooks::Owner;

@@ -12,6 +12,8 @@
 //! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
 //! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
+//! - [`stream`]: the one reader of new events per process that every `GET /v1/stream`
+//!   filters for itself.
 //! - `routes::*`: one module per resource; `routes::forum::*` the forum's (users, categories,
 //!   groups, tags, threads, posts, reactions, moderation).
 //!
@@ -27,6 +29,7 @@ pub mod ratelimit;
 pub mod readiness;
 pub mod request_id;
 pub mod server;
+pub mod stream;
 
 mod routes;
 
@@ -68,6 +71,8 @@ pub struct AppState {
     pub readiness: readiness::Readiness,
     /// What `GET /metrics` serves, and the token that may scrape it.
     pub metrics: metrics::MetricsEndpoint,
+    /// New events, for `GET /v1/stream`.
+    pub stream: stream::StreamHub,
 }
 
 /// Every route of the API. Every error, the router's own included (405, 413, undecodable
@@ -81,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
         .merge(routes::audit::routes())
+        .merge(routes::stream::routes())
         .merge(routes::forum::routes())
         .merge(metrics::routes())
         .fallback(routes::not_found)

@@ -18,7 +18,10 @@
 //! 5. backlog: the fixed-rate latency again with a large backlog scheduled for later;
 //! 6. memory: peak RSS of a server process (this binary started again with `--serve`, which
 //!    runs the server alone, as `agora serve` does) holding deliveries for an endpoint that
-//!    is down.
+//!    is down;
+//! 7. stream: `--consumers` `GET /v1/stream` consumers of such a server process while events
+//!    are published at `--stream-rate`: consumers that got every event, publish to receipt,
+//!    and the server's RSS growth per consumer.
 //!
 //! The ceiling and the end-to-end runs also report the process's CPU time per request or
 //! delivery, compared the other way round (ceiling / figure): a rate that falls while the
@@ -35,6 +38,7 @@ mod nodes;
 mod receiver;
 mod report;
 mod scenarios;
+mod stream;
 
 use std::time::Duration;
 
@@ -123,8 +127,14 @@ struct BenchArgs {
     /// Deliveries pending for a dead endpoint in the memory run.
     #[arg(long, default_value = "100000")]
     pending: usize,
+    /// Concurrent consumers of the live stream in the stream run.
+    #[arg(long, default_value = "1000")]
+    consumers: usize,
+    /// Events per second published in the stream run.
+    #[arg(long, default_value = "100")]
+    stream_rate: u64,
     /// Run only these scenarios (comma-separated: headers, ingest, e2e, latency, backlog,
-    /// memory); the ceiling is always measured.
+    /// memory, stream); the ceiling is always measured.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Run the servers on this PostgreSQL database instead of SQLite.
@@ -261,6 +271,29 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             peak,
         ));
     }
+    if args.wants("stream") && args.database_url.is_none() {
+        let run = stream::stream(args.consumers, args.stream_rate, args.seconds * 2).await?;
+        report.push(Figure::rate(
+            &format!(
+                "stream: consumers of {} that got all {} events",
+                run.consumers, run.published
+            ),
+            run.complete as f64,
+            "consumers",
+        ));
+        report.push(Figure::latency(
+            &format!(
+                "stream: publish to receipt, {} consumers at {} events/s",
+                run.consumers, args.stream_rate
+            ),
+            &run.latencies,
+        ));
+        report.push(Figure::rate(
+            "stream: server RSS growth per consumer (KiB)",
+            run.rss_per_consumer / 1024.0,
+            "KiB",
+        ));
+    }
     let last = if SCENARIOS.iter().any(|s| args.wants(s)) {
         let last = ceiling(&receiver, args.concurrency, args.seconds, &HeaderMap::new()).await?;
         progress(&format!("ceiling again: {:.0} POST/s", last.rate));
@@ -286,7 +319,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// The scenarios `--only` picks from; the ceiling is measured whatever is picked.
-const SCENARIOS: [&str; 6] = ["headers", "ingest", "e2e", "latency", "backlog", "memory"];
+const SCENARIOS: [&str; 7] = [
+    "headers", "ingest", "e2e", "latency", "backlog", "memory", "stream",
+];
 
 fn progress(line: &str) {
     eprintln!("agora-bench: {line}");

@@ -30,6 +30,7 @@ pub mod audit;
 pub mod catalog;
 pub mod deliveries;
 mod error;
+pub mod events;
 pub mod forum;
 mod group_commit;
 pub mod keys;
@@ -170,6 +171,9 @@ pub struct Store {
     /// How publishes write deliveries leased to this node: the hand-off to its dispatcher,
     /// and on SQLite the register of parked deliveries.
     leasing: outbox::Leasing,
+    /// Notified after every publication's commit (on PostgreSQL, any node's), so the event
+    /// stream reads new events at once rather than at its next poll.
+    published: Arc<tokio::sync::Notify>,
 }
 
 /// The channel on which PostgreSQL nodes announce newly queued deliveries.
@@ -193,6 +197,7 @@ impl Store {
         let connect = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::config("invalid database URL").because(e))?;
         let leasing = outbox::Leasing::new(Handoff::default());
+        let published = Arc::new(tokio::sync::Notify::new());
         let store = match backend {
             Backend::Sqlite => {
                 let sqlite::Pools {
@@ -209,6 +214,7 @@ impl Store {
                             backend,
                             waker: waker.clone(),
                             leasing: leasing.clone(),
+                            published: published.clone(),
                         },
                         options.max_deliveries_per_request,
                         &engine.thread.handle(),
@@ -224,6 +230,7 @@ impl Store {
                     secrets: None,
                     sqlite: Some(engine),
                     leasing,
+                    published,
                 }
             }
             Backend::Postgres => {
@@ -235,6 +242,7 @@ impl Store {
                 let background = Some(Arc::new(tokio::spawn(listen_for_queued(
                     url.to_owned(),
                     waker.clone(),
+                    published.clone(),
                 ))));
                 Self {
                     group_commit: group_commit::start(
@@ -243,6 +251,7 @@ impl Store {
                             backend,
                             waker: waker.clone(),
                             leasing: leasing.clone(),
+                            published: published.clone(),
                         },
                         options.max_deliveries_per_request,
                         &tokio::runtime::Handle::current(),
@@ -258,6 +267,7 @@ impl Store {
                     secrets: None,
                     sqlite: None,
                     leasing,
+                    published,
                 }
             }
         };
@@ -314,6 +324,12 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// Notified after publications commit (on PostgreSQL, any node's); one waiter, the
+    /// event stream's reader, takes each wake-up.
+    pub fn published(&self) -> Arc<tokio::sync::Notify> {
+        self.published.clone()
     }
 
     /// The engine in use.
@@ -378,6 +394,7 @@ impl Store {
             backend: self.backend,
             waker: self.waker.clone(),
             leasing: self.leasing.clone(),
+            published: self.published.clone(),
         }
     }
 
@@ -449,8 +466,9 @@ pub(crate) async fn commit_notifying(
     Ok(())
 }
 
-/// Wakes this node whenever any node commits queued deliveries, reconnecting after errors.
-async fn listen_for_queued(url: String, waker: Waker) {
+/// Wakes this node's dispatcher and event stream whenever any node commits a publication,
+/// reconnecting after errors.
+async fn listen_for_queued(url: String, waker: Waker, published: Arc<tokio::sync::Notify>) {
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => {
@@ -459,8 +477,10 @@ async fn listen_for_queued(url: String, waker: Waker) {
                 } else {
                     // A wake-up right after (re)connecting covers notifications missed meanwhile.
                     waker.wake();
+                    published.notify_one();
                     while listener.recv().await.is_ok() {
                         waker.wake();
+                        published.notify_one();
                     }
                 }
             }

@@ -220,7 +220,8 @@ pub(crate) struct Published {
 
 /// Records an operational event about something `owner` (an API key id) owns, queued only for
 /// the webhooks that may hear of it: the owner's own, admin keys' and the operator's. Another
-/// tenant's webhook never learns of it, whatever it subscribes to.
+/// tenant's webhook never learns of it, whatever it subscribes to; the event keeps its owner,
+/// so the event history and the stream show it to the same keys.
 pub(crate) async fn publish_operational(
     tx: &mut Tx,
     event: &Event,
@@ -229,11 +230,17 @@ pub(crate) async fn publish_operational(
     let published = Subscribers::of(Store::active_webhooks_seen_by(tx, owner).await?)
         .publish_many(tx, &[(event, None)], None)
         .await?;
+    sqlx::query("UPDATE events SET owner_key_id = $1 WHERE id = $2")
+        .bind(owner)
+        .bind(event.id.as_str())
+        .execute(&mut **tx)
+        .await?;
     Ok(published.counts[0])
 }
 
 /// Records `event` for one webhook only, leased to `node` as its first attempt, for a delivery
-/// that is sent right away by the caller (the `test` endpoint). Returns the delivery id.
+/// that is sent right away by the caller (the `test` endpoint). The event is operational: it
+/// belongs to the webhook's owner key (see [`publish_operational`]). Returns the delivery id.
 pub(crate) async fn publish_leased(
     tx: &mut Tx,
     event: &Event,
@@ -241,6 +248,14 @@ pub(crate) async fn publish_leased(
     lease: (&str, i64),
 ) -> Result<String, StoreError> {
     insert_events(tx, &[event]).await?;
+    sqlx::query(
+        "UPDATE events SET owner_key_id = (SELECT owner_key_id FROM webhooks WHERE id = $1) \
+         WHERE id = $2",
+    )
+    .bind(webhook_id)
+    .bind(event.id.as_str())
+    .execute(&mut **tx)
+    .await?;
     let id = new_id(DELIVERY);
     let birth = Birth::Leased(lease.0, lease.1);
     queue(

@@ -40,6 +40,8 @@ pub(crate) struct Publisher {
     pub(crate) backend: Backend,
     pub(crate) waker: Waker,
     pub(crate) leasing: Leasing,
+    /// Notified after each commit, for the event stream ([`Store::published`]).
+    pub(crate) published: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Publisher {
@@ -124,6 +126,7 @@ impl Publication {
         } = self;
         tokio::spawn(async move {
             commit_notifying(tx, publisher.backend, &publisher.waker).await?;
+            publisher.published.notify_one();
             publisher.leasing.handoff.hand(handed);
             Ok(())
         })

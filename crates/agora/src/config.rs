@@ -201,6 +201,12 @@ pub struct Config {
     #[arg(long, env = "AGORA_IDLE_TIMEOUT", default_value = "60s")]
     pub idle_timeout: HumanDuration,
 
+    /// Events a `GET /v1/stream` consumer may fall behind the newest before it is sent
+    /// `event: error` and closed (it then resumes with `Last-Event-ID`); the buffer is shared
+    /// by every stream of the process.
+    #[arg(long, env = "AGORA_STREAM_BUFFER", default_value = "1024", value_parser = at_least_one())]
+    pub stream_buffer: usize,
+
     /// Login attempts a minute for one account (also the burst; 0: unlimited).
     #[arg(long, env = "AGORA_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value = "10")]
     pub login_attempts_per_account: u32,

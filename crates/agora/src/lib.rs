@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: every setting, from flags or `AGORA_*` variables, checked once at start.
 //! - [`limits`]: bounds on connections and hashing sized from the process's file limit.
+//! - [`listen`]: `agora listen`, which follows a server's event stream and forwards each
+//!   event, signed, to a local URL.
 //! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
 //! - [`local`]: the existing database a local command (`migrate`, `keys create`, `backup`)
 //!   works on; only `serve` creates one.
@@ -17,6 +19,7 @@
 pub mod backup;
 pub mod config;
 pub mod limits;
+pub mod listen;
 pub mod local;
 mod maintenance;
 pub mod metrics;
@@ -194,6 +197,17 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         breaker_cooldown: config.breaker_cooldown.0,
         ..DispatcherConfig::default()
     };
+    let shutdown = CancellationToken::new();
+    let stream = agora_api::stream::StreamHub::start(
+        store.clone(),
+        agora_api::stream::HubSettings {
+            buffer: config.stream_buffer,
+            ..Default::default()
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("failed to start the event stream")?;
     let state = AppState {
         store: store.clone(),
         sender: sender.clone(),
@@ -219,6 +233,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             }),
             token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         },
+        stream,
     };
     let readiness = state.readiness.clone();
     let serve_limits = agora_api::server::ServeLimits {
@@ -227,7 +242,6 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         idle_timeout: config.idle_timeout.0,
     };
 
-    let shutdown = CancellationToken::new();
     let dispatcher = Dispatcher::new(Arc::new(store.clone()), sender, dispatcher_config, waker)
         .with_handoff(store.handoff());
     let running = readiness.dispatcher_running();

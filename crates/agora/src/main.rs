@@ -82,6 +82,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Follow a server's events and forward each, signed, to a local URL.
+    Listen(agora::listen::ListenArgs),
     /// Print the version and the database schema version it brings a database to.
     Version,
 }
@@ -91,6 +93,10 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let done = match cli.command {
         Command::Serve(config) => serve(config).await,
+        Command::Listen(args) => {
+            agora::listen::check(&args)?;
+            agora::listen::run(args).await
+        }
         Command::Migrate(config) => {
             init_logging(config.log_format);
             let database = Existing::find(&config.data_dir, config.database_url.as_deref())?;

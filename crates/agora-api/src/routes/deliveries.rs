@@ -93,7 +93,15 @@ async fn read(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Read(Resource::Webhooks))?;
     let (delivery, attempts) = load_delivery(&state, &caller, &id).await?;
+    let webhook = load(&state, &caller, &delivery.webhook_id).await?;
+    // The body every attempt signed: the event's envelope in the webhook's format.
+    let signed = match state.store.event(&delivery.event_id).await {
+        Ok(event) => Some(state.sender.body(webhook.format, &event.body)),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
     let mut body = serde_json::to_value(delivery).expect("deliveries serialize");
+    body["body"] = signed.map_or(serde_json::Value::Null, serde_json::Value::String);
     body["attempts"] = serde_json::to_value(attempts).expect("attempts serialize");
     Ok(axum::Json(body))
 }

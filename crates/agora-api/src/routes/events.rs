@@ -1,4 +1,5 @@
-//! The event catalog and custom events: `/v1/event-types`, `/v1/events`.
+//! The event catalog and custom events: `/v1/event-types`, `/v1/events`; the history's reads
+//! are in `history.rs`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,7 +22,8 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/event-types", get(list_types).post(register_type))
-        .route("/v1/events", post(publish))
+        .route("/v1/events", post(publish).get(super::history::list))
+        .route("/v1/events/{id}", get(super::history::read))
         .route("/v1/events/batch", post(publish_batch))
 }
 

@@ -5,7 +5,9 @@ pub mod deliveries;
 pub mod events;
 pub mod forum;
 pub mod health;
+pub mod history;
 pub mod keys;
+pub mod stream;
 pub mod webhooks;
 
 use crate::error::ApiError;

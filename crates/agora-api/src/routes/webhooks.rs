@@ -311,10 +311,10 @@ async fn parse(
 }
 
 /// What an event pattern needs beyond its syntax: to match something, and the caller's
-/// ability to read it (`*` needs `admin`).
-struct Vet<'a> {
-    state: &'a AppState,
-    caller: &'a Caller,
+/// ability to read it (`*` needs `admin`). The event stream vets its patterns the same way.
+pub(crate) struct Vet<'a> {
+    pub(crate) state: &'a AppState,
+    pub(crate) caller: &'a Caller,
 }
 
 impl Vetting for Vet<'_> {

@@ -149,6 +149,12 @@ impl Sender {
         })
     }
 
+    /// The body an attempt sends and signs, in a webhook's `format`, for an event's envelope:
+    /// the delivery log shows it so that a receiver's maintainer can replay it.
+    pub fn body(&self, format: crate::format::Format, envelope: &str) -> String {
+        format.body(envelope, &self.forum)
+    }
+
     /// Checks `url` against the target policy and makes it a request target: done once per
     /// webhook of a loaded batch rather than once per attempt (parsing and checking a URL, IDNA
     /// included, is no small part of a send's work).
@@ -180,7 +186,7 @@ impl Sender {
             Err(_) => None,
         };
         let started_at = now_ms();
-        let body = delivery.webhook.format.body(&delivery.body, &self.forum);
+        let body = self.body(delivery.webhook.format, &delivery.body);
         let mut headers = self.own_headers(delivery, started_at, &body);
         let fixed = headers.len();
         // Custom names were checked when the webhook was saved, so one that does not parse

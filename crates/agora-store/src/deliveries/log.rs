@@ -123,6 +123,31 @@ impl Store {
             .collect()
     }
 
+    /// An event's deliveries, oldest first; with `owner_key`, only those to its webhooks.
+    pub async fn deliveries_of_event(
+        &self,
+        event_id: &str,
+        owner_key: Option<&str>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let owned = if owner_key.is_some() {
+            " AND webhook_id IN (SELECT id FROM webhooks WHERE owner_key_id = $2)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = $1{owned} ORDER BY id"
+        );
+        let mut q = sqlx::query(&sql).bind(event_id);
+        if let Some(key) = owner_key {
+            q = q.bind(key);
+        }
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect()
+    }
+
     /// One delivery and its attempts, oldest attempt first.
     pub async fn delivery(&self, id: &str) -> Result<(Delivery, Vec<Attempt>), StoreError> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1");

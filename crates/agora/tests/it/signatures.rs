@@ -14,7 +14,7 @@ use crate::helpers::{spawn_app, Received, Receiver};
 /// Standard Webhooks verification: the key is the base64 after `whsec_` (or the raw bytes of
 /// a secret of another form, per the README's signature section), the content `{id}.{timestamp}.{body}`, and any
 /// of the space-separated `v1,` signatures may match.
-fn verify_standard(secret: &str, msg: &Received) -> bool {
+pub(crate) fn verify_standard(secret: &str, msg: &Received) -> bool {
     let key = match secret.strip_prefix("whsec_") {
         Some(b64) => B64.decode(b64).unwrap(),
         None => secret.as_bytes().to_vec(),

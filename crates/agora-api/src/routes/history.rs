@@ -1,0 +1,139 @@
+//! The event history: `GET /v1/events` and `GET /v1/events/{id}`, so an integrator can read
+//! past events, and the exact body every delivery of one signed.
+//!
+//! Both show only what the caller's [`Caller::audience`] sees; an event outside it answers 404
+//! like one that does not exist. An event's deliveries are those to the caller's own webhooks
+//! (every webhook's for an admin key; none for a user session).
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use agora_core::event::EventType;
+use agora_core::ids::{has_prefix, EVENT};
+use agora_core::subscription::EventPattern;
+use agora_core::time::{parse_rfc3339, to_rfc3339};
+use agora_store::events::{EventFilter, StoredEvent};
+use agora_store::StoreError;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Query};
+use crate::pagination::{Page, PageQuery};
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    pattern: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl ListQuery {
+    /// The filter, checked: a bad type, pattern or time is answered 400.
+    fn filter(&self) -> ApiResult<EventFilter> {
+        let time = |name: &str, value: &Option<String>| -> ApiResult<Option<i64>> {
+            value
+                .as_deref()
+                .map(|v| {
+                    parse_rfc3339(v).ok_or_else(|| {
+                        ApiError::invalid(
+                            "invalid_time",
+                            format!("{name} must be an RFC 3339 timestamp"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let event_type = self
+            .event_type
+            .as_deref()
+            .map(|t| {
+                EventType::parse(t)
+                    .map(String::from)
+                    .map_err(|e| ApiError::invalid("invalid_event", e.to_string()))
+            })
+            .transpose()?;
+        let pattern = self
+            .pattern
+            .as_deref()
+            .map(|p| {
+                EventPattern::parse(p)
+                    .map_err(|e| ApiError::invalid("invalid_pattern", e.to_string()))
+            })
+            .transpose()?;
+        Ok(EventFilter {
+            event_type,
+            pattern,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+        })
+    }
+}
+
+/// An event as the history lists it: its envelope, and when it was recorded.
+fn view(event: &StoredEvent) -> ApiResult<Value> {
+    let mut v: Value = serde_json::from_str(&event.body).map_err(|e| {
+        ApiError::from(StoreError::internal("a stored event body is not JSON").because(e))
+    })?;
+    v["recorded_at"] = Value::String(to_rfc3339(event.created_at));
+    Ok(v)
+}
+
+/// `GET /v1/events`: newest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let limit = PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let filter = q.filter()?;
+    let events = state
+        .store
+        .list_events(&caller.audience(), &filter, q.cursor.as_deref(), limit)
+        .await?;
+    let page = Page::new(events, limit, |e| e.id.clone());
+    let data = page.data.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
+    Ok(axum::Json(
+        json!({ "data": data, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// `GET /v1/events/{id}`: the envelope, `body` (the stored JSON, byte for byte as signed) and
+/// the deliveries the caller may see, with their states.
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    if !has_prefix(&id, EVENT) {
+        return Err(ApiError::not_found("event"));
+    }
+    let event = match state.store.event(&id).await {
+        Err(StoreError::NotFound) => return Err(ApiError::not_found("event")),
+        other => other?,
+    };
+    if !caller
+        .audience()
+        .sees(&event.event_type, event.owner_key_id.as_deref())
+    {
+        return Err(ApiError::not_found("event"));
+    }
+    let deliveries = state
+        .store
+        .event_deliveries(&event.id, caller.owner())
+        .await?;
+    let mut v = view(&event)?;
+    v["body"] = Value::String(event.body);
+    v["deliveries"] = serde_json::to_value(deliveries).expect("deliveries serialize");
+    Ok(axum::Json(v))
+}

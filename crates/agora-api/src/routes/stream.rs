@@ -1,0 +1,292 @@
+//! `GET /v1/stream?events=thread.*,post.created`: new events as Server-Sent Events, for
+//! consumers that cannot accept inbound HTTP.
+//!
+//! Each SSE event carries `id:` the event id, `event:` its type and `data:` the envelope
+//! exactly as a webhook delivery's body. Patterns are vetted as a webhook's are (known types,
+//! the read ability of each resource, `*` for admins), and every event also passes the
+//! caller's [`Caller::audience`] (operational events only to their owner key and admins).
+//!
+//! A stream starts at the end of the table, or after `Last-Event-ID` (header, or the
+//! `last_event_id` parameter), replaying what it missed from the store before going live:
+//! it reads the store page by page until it is caught up, subscribes to the process's
+//! [`StreamHub`], reads the store once more from where it stands, and then takes the hub's
+//! events, skipping those at or before its position. Both sources follow one order, so the
+//! seam has neither gap nor duplicate.
+//!
+//! A stream more than the hub's buffer behind is sent `event: error` saying so and closed;
+//! it reconnects with `Last-Event-ID` and replays from the store.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use agora_core::event::EventType;
+use agora_core::ids::{has_prefix, EVENT};
+use agora_core::subscription::EventPattern;
+use agora_core::webhook::Vetting;
+use agora_store::events::{Audience, Position, StoredEvent};
+use agora_store::Store;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, Query};
+use crate::routes::webhooks::Vet;
+use crate::stream::{StreamHub, Streamed};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/stream", get(stream))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StreamQuery {
+    /// Comma-separated patterns, as a webhook's `events`.
+    events: Option<String>,
+    /// For clients that cannot send the `Last-Event-ID` header.
+    last_event_id: Option<String>,
+}
+
+/// Events read from the store per query while replaying.
+const PAGE: i64 = 500;
+
+/// `GET /v1/stream`.
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let patterns = vetted_patterns(&state, &caller, q.events.as_deref()).await?;
+    let last = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| invalid_last_event_id())
+        })
+        .transpose()?
+        .or(q.last_event_id)
+        .filter(|v| !v.trim().is_empty());
+    let at = match last {
+        Some(id) => {
+            let id = id.trim();
+            if !has_prefix(id, EVENT) {
+                return Err(invalid_last_event_id());
+            }
+            state.store.stream_position(id).await?.ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_last_event_id",
+                    format!(
+                        "event {id} is not recorded (it may have been pruned by retention); \
+                             reconnect without Last-Event-ID to start from now"
+                    ),
+                )
+            })?
+        }
+        None => state.store.stream_end().await?,
+    };
+    let follower = Follower {
+        store: state.store.clone(),
+        hub: state.stream.clone(),
+        wants: Wants {
+            patterns,
+            audience: caller.audience(),
+        },
+        at,
+        live: None,
+        replaying: true,
+        ready: VecDeque::new(),
+        done: false,
+    };
+    Ok(Sse::new(follow(follower)).keep_alive(KeepAlive::default()))
+}
+
+fn invalid_last_event_id() -> ApiError {
+    ApiError::invalid(
+        "invalid_last_event_id",
+        "Last-Event-ID must be an event id (`evt_…`)",
+    )
+}
+
+/// The stream's patterns, each vetted as a webhook's would be.
+async fn vetted_patterns(
+    state: &AppState,
+    caller: &Caller,
+    events: Option<&str>,
+) -> ApiResult<Vec<EventPattern>> {
+    let events = events
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_events",
+                "events is required: comma-separated patterns such as `thread.*,post.created`",
+            )
+        })?;
+    let vet = Vet { state, caller };
+    let mut patterns = Vec::new();
+    for p in events.split(',').map(str::trim) {
+        let pattern = EventPattern::parse(p)
+            .map_err(|e| ApiError::invalid("invalid_events", e.to_string()))?;
+        vet.pattern(&pattern).await?;
+        patterns.push(pattern);
+    }
+    Ok(patterns)
+}
+
+/// Which events one stream sends.
+struct Wants {
+    patterns: Vec<EventPattern>,
+    audience: Audience,
+}
+
+impl Wants {
+    fn event(&self, event: &StoredEvent) -> bool {
+        let Ok(t) = EventType::parse(&event.event_type) else {
+            return false;
+        };
+        self.audience
+            .sees(&event.event_type, event.owner_key_id.as_deref())
+            && self.patterns.iter().any(|p| p.matches(&t))
+    }
+}
+
+/// One stream's state: where it stands, and whether it still replays from the store.
+struct Follower {
+    store: Store,
+    hub: StreamHub,
+    wants: Wants,
+    /// The last event sent or passed over.
+    at: Position,
+    /// The hub's events, once subscribed.
+    live: Option<broadcast::Receiver<Arc<Streamed>>>,
+    /// Whether the store still has events after `at` to replay.
+    replaying: bool,
+    /// Replayed events waiting to be sent.
+    ready: VecDeque<StoredEvent>,
+    done: bool,
+}
+
+/// What the follower does next.
+enum Step {
+    Send(SseEvent),
+    End,
+}
+
+impl Follower {
+    async fn next(&mut self) -> Step {
+        loop {
+            if self.done {
+                return Step::End;
+            }
+            if let Some(event) = self.ready.pop_front() {
+                return Step::Send(sse(&event));
+            }
+            if self.replaying {
+                if let Err(step) = self.replay_page().await {
+                    return step;
+                }
+                continue;
+            }
+            let live = self
+                .live
+                .as_mut()
+                .expect("a stream that stopped replaying has subscribed");
+            let received = tokio::select! {
+                () = self.hub.closing().cancelled() => return Step::End,
+                received = live.recv() => received,
+            };
+            match received {
+                Ok(streamed) => {
+                    if streamed.position <= self.at {
+                        continue;
+                    }
+                    self.at = streamed.position.clone();
+                    if self.wants.event(&streamed.event) {
+                        return Step::Send(sse(&streamed.event));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    self.done = true;
+                    return Step::Send(
+                        SseEvent::default().event("error").data(
+                            serde_json::json!({
+                                "code": "too_slow",
+                                "message": format!(
+                                    "this stream fell {missed} events behind and was closed; \
+                                     reconnect with Last-Event-ID to replay from the store"
+                                ),
+                            })
+                            .to_string(),
+                        ),
+                    );
+                }
+                Err(RecvError::Closed) => return Step::End,
+            }
+        }
+    }
+
+    /// Reads the store's next page after `at`. Once caught up, subscribes to the hub and
+    /// reads once more, so events committed meanwhile are replayed rather than lost; after
+    /// that the hub takes over.
+    async fn replay_page(&mut self) -> Result<(), Step> {
+        let page =
+            match self.store.stream_after(&self.at, PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a stream failed to replay events");
+                    self.done = true;
+                    return Err(Step::Send(SseEvent::default().event("error").data(
+                    serde_json::json!({
+                        "code": "unavailable",
+                        "message": "the store could not be read; reconnect with Last-Event-ID",
+                    })
+                    .to_string(),
+                )));
+                }
+            };
+        let caught_up = (page.len() as i64) < PAGE;
+        for (position, event) in page {
+            self.at = position;
+            if self.wants.event(&event) {
+                self.ready.push_back(event);
+            }
+        }
+        if caught_up {
+            if self.live.is_none() {
+                self.live = Some(self.hub.subscribe());
+            } else {
+                self.replaying = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An event as an SSE message.
+fn sse(event: &StoredEvent) -> SseEvent {
+    SseEvent::default()
+        .id(&event.id)
+        .event(&event.event_type)
+        .data(&event.body)
+}
+
+/// The follower as a stream of SSE messages.
+fn follow(follower: Follower) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    stream::unfold(follower, |mut f| async move {
+        match f.next().await {
+            Step::Send(event) => Some((Ok(event), f)),
+            Step::End => None,
+        }
+    })
+}
