@@ -8,6 +8,7 @@
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
+//! - [`idempotency`]: `Idempotency-Key` on the writes that publish (events, batches, forum).
 //! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
 //! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
@@ -19,6 +20,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod login;
 pub mod pagination;
 pub mod ratelimit;
@@ -74,9 +76,15 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::deliveries::routes())
-        .merge(routes::events::routes())
         .merge(routes::keys::routes())
-        .merge(routes::forum::routes())
+        .merge(
+            routes::events::routes()
+                .merge(routes::forum::routes())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::guard,
+                )),
+        )
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))

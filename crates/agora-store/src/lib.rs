@@ -26,6 +26,7 @@ pub mod deliveries;
 mod error;
 pub mod forum;
 mod group_commit;
+pub mod idempotency;
 pub mod keys;
 pub mod outbox;
 mod params;
