@@ -49,13 +49,25 @@ struct Receiver {
 
 /// What the receiver is for. Runs after the answer, so slow work never makes Agora retry.
 fn handle(id: &str, event: &serde_json::Value) {
-    println!("accepted {id} {} {}", event["type"].as_str().unwrap_or("?"), event["id"].as_str().unwrap_or("?"));
+    println!(
+        "accepted {id} {} {}",
+        event["type"].as_str().unwrap_or("?"),
+        event["id"].as_str().unwrap_or("?")
+    );
 }
 
-async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     // The signature covers the exact bytes sent: verify the raw body, then parse it. The
     // crate also refuses a timestamp more than 5 minutes away.
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     if let Err(e) = receiver.webhook.verify(&body, &headers) {
         println!("refused {id}: {e}");
         return StatusCode::UNAUTHORIZED;
@@ -77,16 +89,27 @@ async fn main() {
     let secret = std::env::var("AGORA_WEBHOOK_SECRET")
         .expect("set AGORA_WEBHOOK_SECRET to the webhook's secret (whsec_...)");
     let webhook = Webhook::new(&secret).expect("AGORA_WEBHOOK_SECRET is not a whsec_ secret");
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
-    let (work, mut jobs) = mpsc::unbounded_channel();
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let (work, mut jobs) = mpsc::unbounded_channel::<(String, serde_json::Value)>();
     tokio::spawn(async move {
         while let Some((id, event)) = jobs.recv().await {
             handle(&id, &event);
         }
     });
-    let receiver = Arc::new(Receiver { webhook, seen: Mutex::default(), work });
-    let app = Router::new().route("/webhook", post(receive)).with_state(receiver);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the port");
+    let receiver = Arc::new(Receiver {
+        webhook,
+        seen: Mutex::default(),
+        work,
+    });
+    let app = Router::new()
+        .route("/webhook", post(receive))
+        .with_state(receiver);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the port");
     println!("listening on 127.0.0.1:{port}");
     axum::serve(listener, app).await.expect("serve");
 }
