@@ -152,6 +152,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::not_found("resource"),
             StoreError::Conflict(m) => Self::conflict("conflict", m),
+            StoreError::IdempotencyKeyTaken => Self::conflict(
+                "idempotency_key_in_progress",
+                "a request with this Idempotency-Key is still in progress; retry it shortly",
+            ),
             StoreError::Limit(Limit::WebhooksPerKey, m) => {
                 Self::conflict("webhook_quota_exceeded", m)
             }

@@ -233,6 +233,10 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Already authenticated (and rate-limited) by the idempotency guard.
+        if let Some(caller) = parts.extensions.get::<Self>() {
+            return Ok(caller.clone());
+        }
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let value = header("authorization")
             .and_then(|v| {

@@ -9,6 +9,7 @@
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
 //! - [`metrics`]: requests by route and status with their latency, and `GET /metrics`.
+//! - [`idempotency`]: `Idempotency-Key` on the writes that publish (events, batches, forum).
 //! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
 //! - [`request_id`]: each request's id, its log span and the access log line.
 //! - [`server`]: the accept loop, with bounds on connections, header reads and silence.
@@ -22,6 +23,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod login;
 pub mod metrics;
 pub mod pagination;
@@ -83,11 +85,17 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::deliveries::routes())
-        .merge(routes::events::routes())
         .merge(routes::keys::routes())
         .merge(routes::audit::routes())
         .merge(routes::stream::routes())
-        .merge(routes::forum::routes())
+        .merge(
+            routes::events::routes()
+                .merge(routes::forum::routes())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::guard,
+                )),
+        )
         .merge(metrics::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -38,15 +38,24 @@ struct Keyed {
     simple: HmacSha256,
 }
 
-/// Why a user-supplied secret is refused.
+/// The fewest key bytes a chosen secret may carry; the Standard Webhooks specification asks
+/// for 24 to 64.
+pub const MIN_KEY_BYTES: usize = 24;
+/// The most key bytes a chosen secret may carry.
+pub const MAX_KEY_BYTES: usize = 64;
+
+/// Why a user-supplied secret is refused. Every variant's message states the one accepted
+/// shape, so a client learns what to send instead.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InvalidSecret {
-    /// Outside 16 to 128 characters, or not printable ASCII.
-    #[error("secret must be 16 to 128 printable ASCII characters")]
+    /// Not `whsec_` followed by standard base64 of 24 to 64 bytes: the official Standard
+    /// Webhooks libraries could not verify its signatures with the same string.
+    #[error(
+        "secret must be `whsec_` followed by standard base64 (with padding) of {MIN_KEY_BYTES} \
+         to {MAX_KEY_BYTES} random bytes (as from `openssl rand -base64 32`), the shape the \
+         Standard Webhooks libraries verify; or leave it out to have one generated"
+    )]
     Shape,
-    /// Starts with `whsec_` but what follows is not base64.
-    #[error("a secret starting with `whsec_` must continue with base64")]
-    Base64,
 }
 
 impl WebhookSecret {
@@ -57,21 +66,27 @@ impl WebhookSecret {
         Self::keyed(format!("{PREFIX}{}", BASE64.encode(key)), &key)
     }
 
-    /// A secret a user chose, or one read back from the store.
-    ///
-    /// `whsec_{base64}` keys with the decoded bytes; anything else keys with its UTF-8 bytes.
+    /// A secret a client chose: accepted only in the shape every official Standard Webhooks
+    /// library reads the same way, `whsec_` + canonical standard base64 of 24 to 64 bytes, so
+    /// a receiver given the same string verifies Agora's signatures.
     pub fn parse(text: &str) -> Result<Self, InvalidSecret> {
-        if !(16..=128).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(InvalidSecret::Shape);
-        }
+        let key = text
+            .strip_prefix(PREFIX)
+            .and_then(|encoded| BASE64.decode(encoded).ok())
+            .filter(|key| (MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len()))
+            .ok_or(InvalidSecret::Shape)?;
+        Ok(Self::keyed(text.to_owned(), &key))
+    }
+
+    /// A secret read back from the store. Secrets chosen before [`WebhookSecret::parse`]
+    /// became strict keep signing as they always did: `whsec_{base64}` keys with the decoded
+    /// bytes, anything else with its UTF-8 bytes. `None` for text no version ever stored.
+    pub fn from_stored(text: &str) -> Option<Self> {
         let key = match text.strip_prefix(PREFIX) {
-            Some(encoded) => BASE64.decode(encoded).map_err(|_| InvalidSecret::Base64)?,
+            Some(encoded) => BASE64.decode(encoded).ok()?,
             None => text.as_bytes().to_vec(),
         };
-        if key.is_empty() {
-            return Err(InvalidSecret::Shape);
-        }
-        Ok(Self::keyed(text.to_owned(), &key))
+        (!key.is_empty()).then(|| Self::keyed(text.to_owned(), &key))
     }
 
     fn keyed(text: String, key: &[u8]) -> Self {
@@ -175,19 +190,38 @@ mod tests {
     }
 
     #[test]
-    fn user_secrets_are_checked() {
-        assert!(WebhookSecret::parse("short").is_err());
-        assert!(WebhookSecret::parse(&"x".repeat(129)).is_err());
-        assert!(WebhookSecret::parse("has a space in it!!").is_err());
-        assert_eq!(
-            WebhookSecret::parse("whsec_not*base64*at*all").unwrap_err(),
-            InvalidSecret::Base64
-        );
-        let plain = WebhookSecret::parse("my-own-secret-1234").unwrap();
+    fn chosen_secrets_take_the_one_shape_the_libraries_read() {
+        let of_len = |n: usize| format!("whsec_{}", BASE64.encode(vec![7u8; n]));
+        assert!(WebhookSecret::parse(&of_len(24)).is_ok());
+        assert!(WebhookSecret::parse(&of_len(64)).is_ok());
+        for refused in [
+            of_len(23),
+            of_len(65),
+            "my-own-secret-1234".to_owned(),
+            BASE64.encode([7u8; 32]),
+            "whsec_not*base64*at*all".to_owned(),
+            of_len(32).trim_end_matches('=').to_owned(),
+            format!("{} ", of_len(32)),
+        ] {
+            assert_eq!(
+                WebhookSecret::parse(&refused).unwrap_err(),
+                InvalidSecret::Shape,
+                "{refused}"
+            );
+        }
+        assert!(InvalidSecret::Shape.to_string().contains("whsec_"));
+    }
+
+    #[test]
+    fn secrets_stored_in_the_old_shape_keep_signing() {
+        let plain = WebhookSecret::from_stored("my-own-secret-1234").unwrap();
         let mut mac = HmacSha256::new_from_slice(b"my-own-secret-1234").unwrap();
         mac.update(b"msg_1.1.{}");
         let keyed_with_text = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
         assert_eq!(plain.sign_standard("msg_1", 1, b"{}"), keyed_with_text);
+        let short = WebhookSecret::from_stored("whsec_AAAA").unwrap();
+        assert_eq!(short.expose(), "whsec_AAAA");
+        assert!(WebhookSecret::from_stored("whsec_*").is_none());
     }
 
     #[test]

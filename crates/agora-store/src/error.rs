@@ -26,6 +26,10 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+    /// The request's idempotency key was recorded by another request (the first with that key,
+    /// committed or still running); nothing was changed.
+    #[error("the idempotency key was recorded by another request")]
+    IdempotencyKeyTaken,
     /// The change would go over a limit of the settings; nothing was changed.
     #[error("{1}")]
     Limit(Limit, String),

@@ -3,11 +3,14 @@
 //! Each caller is answered only after the commit that made its events durable; a batch is
 //! never split, so it is recorded whole or not at all.
 
+use std::sync::Arc;
+
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use agora_core::event::Event;
 
+use crate::idempotency::{self, Claim};
 use crate::outbox::Routing;
 use crate::publication::Publisher;
 use crate::{Backend, Limit, Store, StoreError};
@@ -25,9 +28,10 @@ type Answer = Result<(Vec<Event>, Vec<usize>), StoreError>;
 /// The events of one caller, as the publish takes them.
 type Pairs<'a> = Vec<(&'a Event, Option<&'a Routing>)>;
 
-/// One waiting publish: an event, or a batch of them.
+/// One waiting publish: an event, or a batch of them, and the request's idempotency key.
 pub(crate) struct Job {
     events: Vec<(Event, Option<Routing>)>,
+    claim: Option<Arc<Claim>>,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -58,7 +62,8 @@ pub(crate) fn start(publisher: Publisher, max_deliveries: usize, runtime: &Handl
                         .collect()
                 })
                 .collect();
-            let committed = commit_events(&publisher, &callers, max_deliveries).await;
+            let claims: Vec<_> = group.iter().map(|job| job.claim.clone()).collect();
+            let committed = commit_events(&publisher, &callers, &claims, max_deliveries).await;
             let answers = match committed {
                 Ok(answers) => answers,
                 Err(e) => {
@@ -80,15 +85,17 @@ pub(crate) fn start(publisher: Publisher, max_deliveries: usize, runtime: &Handl
 /// Publishes the events of `callers` in one publication. Answers each caller in order: how
 /// many deliveries each of its events queued, or [`Limit::DeliveriesPerRequest`] (and nothing
 /// of it written) when its events would queue more than `max_deliveries`, as the transaction
-/// sees the webhooks.
+/// sees the webhooks. A caller whose idempotency key (`claims`, one per caller) another
+/// request recorded is answered [`StoreError::IdempotencyKeyTaken`], nothing of it written.
 async fn commit_events(
     publisher: &Publisher,
     callers: &[Pairs<'_>],
+    claims: &[Option<Arc<Claim>>],
     max_deliveries: usize,
 ) -> Result<Vec<Result<Vec<usize>, StoreError>>, StoreError> {
     let mut publication = publisher.begin().await?;
     let subscribers = publication.subscribers().await?;
-    let allowed: Vec<Result<(), StoreError>> = callers
+    let mut allowed: Vec<Result<(), StoreError>> = callers
         .iter()
         .map(|events| {
             let Some(deliveries) = subscribers.over(events, max_deliveries) else {
@@ -104,6 +111,13 @@ async fn commit_events(
             ))
         })
         .collect();
+    for (allowed, claim) in allowed.iter_mut().zip(claims) {
+        if let (Ok(()), Some(claim)) = (&allowed, claim) {
+            if !claim.record(&mut publication).await? {
+                *allowed = Err(StoreError::IdempotencyKeyTaken);
+            }
+        }
+    }
     let events: Vec<_> = callers
         .iter()
         .zip(&allowed)
@@ -152,6 +166,7 @@ impl Store {
         let mut answers = commit_events(
             &self.publisher(),
             std::slice::from_ref(&pairs),
+            &[idempotency::unused_claim()],
             self.options.max_deliveries_per_request,
         )
         .await?;
@@ -164,8 +179,13 @@ impl Store {
     async fn join_group(&self, events: Vec<(Event, Option<Routing>)>) -> Answer {
         let (reply, answer) = oneshot::channel();
         let closed = || StoreError::unavailable("the store is shutting down");
+        let claim = idempotency::unused_claim();
         self.group_commit
-            .send(Job { events, reply })
+            .send(Job {
+                events,
+                claim,
+                reply,
+            })
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?

@@ -33,6 +33,7 @@ mod error;
 pub mod events;
 pub mod forum;
 mod group_commit;
+pub mod idempotency;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;

@@ -14,6 +14,7 @@ use agora_core::dispatcher::{Handoff, LeasedDelivery, Reservation, Waker};
 use agora_core::event::Event;
 use sqlx::AnyPool;
 
+use crate::idempotency;
 use crate::outbox::{self, Leasing, Routing, Subscribers};
 use crate::{begin_on, commit_notifying, durable_begin, Backend, Store, StoreError, Tx};
 
@@ -58,9 +59,13 @@ impl Publisher {
 
 impl Store {
     /// Starts a publication: the durable transaction of every write an API client is told
-    /// about (its commit is on disk before it returns).
+    /// about (its commit is on disk before it returns). When the running request carries an
+    /// idempotency key, its first publication records it first (see [`crate::idempotency`]),
+    /// and fails with [`StoreError::IdempotencyKeyTaken`] if another request has.
     pub async fn begin_publication(&self) -> Result<Publication, StoreError> {
-        self.publisher().begin().await
+        let mut publication = self.publisher().begin().await?;
+        idempotency::record_current(&mut publication).await?;
+        Ok(publication)
     }
 
     /// The hand-off a dispatcher of this node takes new deliveries from without claiming them

@@ -193,8 +193,8 @@ impl Store {
         sealed: &str,
     ) -> Result<WebhookSecret, StoreError> {
         let text = self.secret_box()?.open(sealed, webhook_id)?;
-        WebhookSecret::parse(&text).map_err(|e| {
-            StoreError::internal(format!("webhook {webhook_id} has a corrupt secret")).because(e)
+        WebhookSecret::from_stored(&text).ok_or_else(|| {
+            StoreError::internal(format!("webhook {webhook_id} has a corrupt secret"))
         })
     }
 

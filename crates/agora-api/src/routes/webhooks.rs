@@ -20,7 +20,7 @@ use agora_store::webhooks::Webhook;
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Caller, Json, PeerAddr, Query};
+use crate::extract::{optional_body, Caller, Json, PeerAddr, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
@@ -172,12 +172,7 @@ async fn test(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Write(Resource::Webhooks))?;
     let w = load(&state, &caller, &id).await?;
-    let input: TestInput = if body.iter().all(u8::is_ascii_whitespace) {
-        TestInput::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
-    };
+    let input: TestInput = optional_body(&body)?;
     let sample = match input.event {
         Some(name) => {
             let t = EventType::parse(&name)
@@ -240,16 +235,29 @@ async fn test(
     Ok(axum::Json(answer))
 }
 
+/// What a rotation may carry: the new secret, when the client chooses it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateInput {
+    secret: Option<String>,
+}
+
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
     peer: PeerAddr,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Write(Resource::Webhooks))?;
+    let input: RotateInput = optional_body(&body)?;
+    let fresh = match input.secret {
+        Some(chosen) => WebhookSecret::parse(&chosen)
+            .map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))?,
+        None => WebhookSecret::generate(),
+    };
     let mut w = load(&state, &caller, &id).await?;
     let now = now_ms();
-    let fresh = WebhookSecret::generate();
     w.previous_secret = Some(std::mem::replace(
         &mut w.secret,
         StoredSecret::Fresh(fresh.clone()),

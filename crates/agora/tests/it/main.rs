@@ -15,6 +15,7 @@ mod disconnects;
 mod draining;
 mod event_history;
 mod forum;
+mod idempotency;
 mod listen;
 mod local_commands;
 mod metrics;

@@ -135,7 +135,7 @@ async fn secrets_appear_in_no_log_line_error_message_or_attempt_record() {
     assert_eq!(s, 201);
 
     // A chosen secret, a generated one, and one on an endpoint that refuses connections.
-    let chosen = "chosen-secret-LEAKCANARY-0001";
+    let chosen = "whsec_chosenSecretLEAKCANARY0001AAAAAA";
     let (s, a) = api
         .call(
             "POST",
@@ -164,17 +164,18 @@ async fn secrets_appear_in_no_log_line_error_message_or_attempt_record() {
             "/v1/webhooks",
             Some(
                 json!({"url": "http://127.0.0.1:1/hook", "events": ["course.*"],
-                        "secret": "dead-end-LEAKCANARY-0003", "retry_count": 1}),
+                        "secret": "whsec_deadEndLEAKCANARY0003AAAAAAAAAAA", "retry_count": 1}),
             ),
         )
         .await;
     assert_eq!(s, 201);
-    secrets.push("dead-end-LEAKCANARY-0003".to_owned());
+    secrets.push("whsec_deadEndLEAKCANARY0003AAAAAAAAAAA".to_owned());
 
     // Refused secrets are not echoed in the error.
     for refused in [
         "whsec_LEAKCANARY*not*base64*0004",
         "has space LEAKCANARY 0005 xx",
+        "plain-text-LEAKCANARY-0006-secret",
     ] {
         let (s, e) = api
             .checked(

@@ -1,5 +1,6 @@
 //! Both signature headers verify with an implementation written here from the Standard
-//! Webhooks specification, not with Agora's own code.
+//! Webhooks specification and with the official `standardwebhooks` crate, not with Agora's
+//! own code.
 
 use std::time::Duration;
 
@@ -11,14 +12,21 @@ use sha2::Sha256;
 
 use crate::helpers::{spawn_app, Received, Receiver};
 
-/// Standard Webhooks verification: the key is the base64 after `whsec_` (or the raw bytes of
-/// a secret of another form, per the README's signature section), the content `{id}.{timestamp}.{body}`, and any
-/// of the space-separated `v1,` signatures may match.
+/// Standard Webhooks verification: the key is the base64 after `whsec_` (the only shape the
+/// official libraries read alike), the content `{id}.{timestamp}.{body}`, and any of the
+/// space-separated `v1,` signatures may match.
 pub(crate) fn verify_standard(secret: &str, msg: &Received) -> bool {
-    let key = match secret.strip_prefix("whsec_") {
-        Some(b64) => B64.decode(b64).unwrap(),
-        None => secret.as_bytes().to_vec(),
-    };
+    let b64 = secret.strip_prefix("whsec_").expect("a `whsec_` secret");
+    verify_with_key(&B64.decode(b64).unwrap(), msg)
+}
+
+/// The official crate's verdict on a delivery, given the secret string as a user would.
+fn verify_official(secret: &str, msg: &Received) -> bool {
+    let webhook = standardwebhooks::Webhook::new(secret).expect("the library reads the secret");
+    webhook.verify(&msg.body, &msg.headers).is_ok()
+}
+
+fn verify_with_key(key: &[u8], msg: &Received) -> bool {
     let id = msg.header("webhook-id");
     let ts = msg.header("webhook-timestamp");
     let ts_num: i64 = ts.parse().expect("numeric timestamp");
@@ -29,7 +37,7 @@ pub(crate) fn verify_standard(secret: &str, msg: &Received) -> bool {
     if (now - ts_num).abs() > 300 {
         return false;
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(&msg.body);
     let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
@@ -104,30 +112,144 @@ async fn deliveries_carry_the_contract_headers_and_verify() {
 }
 
 #[tokio::test]
-async fn a_user_supplied_secret_signs_too() {
+async fn the_official_library_verifies_chosen_and_generated_secrets() {
     let app = spawn_app().await;
     let receiver = Receiver::start().await;
     app.register_type("course.enrolled").await;
-    let plain = "my-very-own-secret-123";
+    let chosen = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     let hook = app
-        .create_webhook(json!({"url": receiver.url(), "events": ["course.*"], "secret": plain}))
+        .create_webhook(json!({"url": receiver.url(), "events": ["course.*"], "secret": chosen}))
         .await;
-    assert_eq!(hook["secret"], plain);
-    let whsec = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-    app.create_webhook(json!({"url": receiver.url(), "events": ["course.*"], "secret": whsec}))
-        .await;
-    app.publish("course.enrolled", json!({})).await;
+    assert_eq!(hook["secret"], chosen);
+    let generated = app
+        .create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.publish("course.enrolled", json!({"n": 1})).await;
     let got = receiver.wait_for(2, Duration::from_secs(5)).await;
-    let plain_msg = got
-        .iter()
-        .find(|m| verify_simple(plain, m))
-        .expect("plain-secret delivery");
-    assert!(verify_standard(plain, plain_msg));
-    let whsec_msg = got
-        .iter()
-        .find(|m| verify_simple(whsec, m))
-        .expect("whsec delivery");
-    assert!(verify_standard(whsec, whsec_msg));
+    for secret in [chosen, &generated] {
+        let msg = got
+            .iter()
+            .find(|m| verify_simple(secret, m))
+            .expect("a delivery signed with this secret");
+        assert!(verify_official(secret, msg), "the official library refused");
+        assert!(verify_standard(secret, msg));
+        let mut tampered = msg.clone();
+        tampered.body = msg.body.slice(..msg.body.len() - 1);
+        assert!(
+            !verify_official(secret, &tampered),
+            "a tampered body verified"
+        );
+    }
+}
+
+#[tokio::test]
+async fn secrets_the_official_libraries_cannot_read_are_refused_everywhere() {
+    let app = spawn_app().await;
+    let hook = app
+        .create_webhook(json!({"url": "http://127.0.0.1:9/h", "events": ["thread.*"]}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let short = format!("whsec_{}", B64.encode([1u8; 23]));
+    for refused in [
+        "my-own-secret-1234",
+        "whsec_not*base64*at*all",
+        short.as_str(),
+    ] {
+        let answers = [
+            app.post(
+                "/v1/webhooks",
+                json!({"url": "http://127.0.0.1:9/h", "events": ["thread.*"], "secret": refused}),
+            )
+            .await,
+            app.patch(&format!("/v1/webhooks/{id}"), json!({"secret": refused}))
+                .await,
+            app.put(
+                &format!("/v1/webhooks/{id}"),
+                json!({"url": "http://127.0.0.1:9/h", "events": ["thread.*"], "secret": refused}),
+            )
+            .await,
+            app.post(
+                &format!("/v1/webhooks/{id}/rotate-secret"),
+                json!({"secret": refused}),
+            )
+            .await,
+        ];
+        for a in answers {
+            assert_eq!(a.status, 400, "{refused}: {:?}", a.body);
+            assert_eq!(a.body["code"], "invalid_secret");
+            let message = a.body["message"].as_str().unwrap();
+            assert!(
+                message.contains("whsec_") && message.contains("base64"),
+                "{message}"
+            );
+            assert!(!message.contains(refused));
+        }
+    }
+    let listed = app.get("/v1/webhooks").await;
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        1,
+        "nothing created"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_may_choose_its_secret() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.register_type("course.enrolled").await;
+    let hook = app
+        .create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let chosen = format!("whsec_{}", B64.encode([42u8; 64]));
+    let rotated = app
+        .post(
+            &format!(
+                "/v1/webhooks/{}/rotate-secret",
+                hook["id"].as_str().unwrap()
+            ),
+            json!({"secret": chosen}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    assert_eq!(rotated.body["secret"], chosen.as_str());
+    app.publish("course.enrolled", json!({})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert!(verify_official(&chosen, &got[0]));
+    assert!(
+        verify_official(&old, &got[0]),
+        "the old one signs for the grace period"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_stored_in_the_old_shape_keeps_signing() {
+    let mut app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.register_type("course.enrolled").await;
+    let hook = app
+        .create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+    app.stop().await;
+    // A secret chosen before chosen secrets had to be `whsec_`: start-up seals it as it is.
+    let old_shape = "my-own-secret-1234";
+    let db = app.database().await;
+    sqlx::query("UPDATE webhooks SET secret = $1 WHERE id = $2")
+        .bind(old_shape)
+        .bind(hook["id"].as_str().unwrap())
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    app.restart_with(|_| {}).await;
+    app.publish("course.enrolled", json!({})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert!(verify_with_key(old_shape.as_bytes(), &got[0]));
+    assert!(verify_simple(old_shape, &got[0]));
 }
 
 #[tokio::test]

@@ -1,0 +1,209 @@
+//! Idempotency keys: a write sent again with the same `Idempotency-Key` is answered with its
+//! first answer and changes nothing.
+//!
+//! The API resolves a request's [`Claim`] (caller, key, a hash of the request) and runs the
+//! handler inside [`with_claim`]. The first publication of that request records the key in its
+//! own transaction, before any change: [`Store::begin_publication`] for forum writes, the group
+//! committer for `POST /v1/events` and batches. So a key is recorded if and only if its write
+//! committed, and a second request with the key cannot write: its insert finds the row (on
+//! PostgreSQL it waits for the first transaction to end) and the publication fails with
+//! [`StoreError::IdempotencyKeyTaken`]. The answer is stored right after the commit
+//! ([`Store::record_idempotent_answer`]); a repeat that finds the key without an answer is told
+//! the first request is still in progress.
+//!
+//! The claim travels in a task-local, not through every handler's arguments: a request without
+//! the header pays one failed task-local lookup per publication, nothing else.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use agora_core::time::now_ms;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Store, StoreError, Tx};
+
+/// How long a key answers with its first answer: 24 hours.
+pub const KEY_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+tokio::task_local! {
+    static CLAIM: Arc<Claim>;
+}
+
+/// One request's idempotency key, scoped to its caller.
+#[derive(Debug)]
+pub struct Claim {
+    caller: String,
+    key: String,
+    request_hash: String,
+    /// Which request recorded the row, so only its own answer is ever stored on it.
+    request: String,
+    state: Mutex<ClaimState>,
+}
+
+/// What the request's publications did with its claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimState {
+    /// No publication has run (or none recorded the key).
+    Unused,
+    /// A publication recorded the key in its transaction.
+    Recorded,
+    /// The key was already recorded by another request: nothing was written.
+    Taken,
+}
+
+/// What the store holds for a caller's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// No live record: the request may run.
+    Absent,
+    /// Recorded for another request body.
+    OtherRequest,
+    /// Recorded for this request, whose answer is not stored yet.
+    InProgress,
+    /// Recorded for this request, with its answer.
+    Answered {
+        /// The HTTP status of the first answer.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+}
+
+impl Claim {
+    /// A claim of `key` by `caller` (e.g. `key:{api key id}` or `user:{user id}`) for the
+    /// request `method path` with `body`; the hash of all three decides what a repeat is.
+    pub fn new(caller: String, key: String, method: &str, path: &str, body: &[u8]) -> Self {
+        let mut hash = Sha256::new();
+        for part in [method.as_bytes(), b" ", path.as_bytes(), b"\n", body] {
+            hash.update(part);
+        }
+        Self {
+            caller,
+            key,
+            request_hash: hex::encode(hash.finalize()),
+            request: agora_core::ids::new_id("req"),
+            state: Mutex::new(ClaimState::Unused),
+        }
+    }
+
+    /// What the request's publications did with the claim.
+    pub fn state(&self) -> ClaimState {
+        *self.state.lock().expect("claim state lock")
+    }
+
+    fn set(&self, state: ClaimState) {
+        *self.state.lock().expect("claim state lock") = state;
+    }
+
+    /// Records the key in `tx` unless a live record of it exists; a record older than
+    /// [`KEY_LIFETIME_MS`] is taken over. Answers whether it was recorded.
+    pub(crate) async fn record(&self, tx: &mut Tx) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO idempotency_keys (caller, idem_key, request_hash, request_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
+             request_id = excluded.request_id, created_at = excluded.created_at, \
+             status = NULL, body = NULL \
+             WHERE idempotency_keys.created_at < $6",
+        )
+        .bind(&self.caller)
+        .bind(&self.key)
+        .bind(&self.request_hash)
+        .bind(&self.request)
+        .bind(now)
+        .bind(now - KEY_LIFETIME_MS)
+        .execute(&mut **tx)
+        .await?;
+        let recorded = done.rows_affected() == 1;
+        self.set(if recorded {
+            ClaimState::Recorded
+        } else {
+            ClaimState::Taken
+        });
+        Ok(recorded)
+    }
+}
+
+/// Runs `work` (a request's handler) with `claim` as the request's idempotency key.
+pub async fn with_claim<F: Future>(claim: Arc<Claim>, work: F) -> F::Output {
+    CLAIM.scope(claim, work).await
+}
+
+/// The claim of the request running in this task, if it has one no publication used yet: a
+/// request records its key once, in its first publication.
+pub(crate) fn unused_claim() -> Option<Arc<Claim>> {
+    CLAIM
+        .try_with(|claim| (claim.state() == ClaimState::Unused).then(|| claim.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Records the claim of the running request, if any, in `tx`; a key already recorded fails
+/// the publication before it changes anything.
+pub(crate) async fn record_current(tx: &mut Tx) -> Result<(), StoreError> {
+    match unused_claim() {
+        Some(claim) if !claim.record(tx).await? => Err(StoreError::IdempotencyKeyTaken),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// What is stored for `claim`'s caller and key, compared with its request.
+    pub async fn idempotent_answer(&self, claim: &Claim) -> Result<Stored, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM idempotency_keys \
+             WHERE caller = $1 AND idem_key = $2 AND created_at >= $3",
+        )
+        .bind(&claim.caller)
+        .bind(&claim.key)
+        .bind(now_ms() - KEY_LIFETIME_MS)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Stored::Absent);
+        };
+        let hash: String = row.try_get("request_hash")?;
+        if hash != claim.request_hash {
+            return Ok(Stored::OtherRequest);
+        }
+        let status: Option<i64> = row.try_get("status")?;
+        Ok(match status {
+            None => Stored::InProgress,
+            Some(status) => Stored::Answered {
+                status: u16::try_from(status).unwrap_or(500),
+                body: row.try_get("body")?,
+            },
+        })
+    }
+
+    /// Stores the answer of the request that recorded `claim`'s key; does nothing for a
+    /// request that did not.
+    pub async fn record_idempotent_answer(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        if claim.state() != ClaimState::Recorded {
+            return Ok(());
+        }
+        self.execute_durably(
+            sqlx::query(
+                "UPDATE idempotency_keys SET status = $1, body = $2 \
+                 WHERE caller = $3 AND idem_key = $4 AND request_id = $5",
+            )
+            .bind(i64::from(status))
+            .bind(body.to_owned())
+            .bind(claim.caller.clone())
+            .bind(claim.key.clone())
+            .bind(claim.request.clone()),
+        )
+        .await?;
+        Ok(())
+    }
+}
