@@ -71,7 +71,12 @@ mod tests {
         .unwrap();
         let value = crate::keys::generate_value();
         store
-            .create_key("kept", &agora_forum::abilities::Abilities::admin(), &value)
+            .create_key(
+                "kept",
+                &agora_forum::abilities::Abilities::admin(),
+                &value,
+                &crate::audit::Actor::operator(),
+            )
             .await
             .unwrap();
         let into = dir.path().join("copy.db");

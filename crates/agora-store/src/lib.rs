@@ -25,8 +25,8 @@
 //! engines differ (claiming with `FOR UPDATE SKIP LOCKED`) the difference is spelled out next to
 //! the statement.
 
-pub mod backup;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod deliveries;
 mod error;

@@ -1,7 +1,5 @@
 //! The remote commands' flags and what each one sends and prints.
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Map, Value};

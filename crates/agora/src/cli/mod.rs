@@ -8,8 +8,7 @@ mod output;
 
 pub use client::{Failure, Remote};
 pub use commands::{
-    AuditArgs, DeliveriesCommand, EventsCommand, KeysCommand, RemoteKeysCommand,
-    WebhooksCommand,
+    AuditArgs, DeliveriesCommand, EventsCommand, KeysCommand, RemoteKeysCommand, WebhooksCommand,
 };
 
 /// The process's exit code for a remote command's outcome, having printed what failed.

@@ -5,8 +5,8 @@ mod helpers;
 mod process;
 
 mod api_validation;
-mod backup;
 mod audit;
+mod backup;
 mod cli;
 mod cluster;
 mod crash;
