@@ -225,11 +225,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "admin API key (shown once, also written to the data directory as admin.key): {key}"
         );
     }
-    let token = running.shutdown_token();
+    let drainer = running.drainer();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: finishing attempts in flight");
-        token.cancel();
+        // A second signal skips what is left of the drain.
+        drainer.drain_then_stop(wait_for_signal()).await;
     });
     running.wait().await
 }

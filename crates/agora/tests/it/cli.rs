@@ -238,27 +238,26 @@ async fn help_lists_only_a_commands_own_flags_and_completions_print() {
 }
 
 #[tokio::test]
-async fn keys_create_without_a_server_writes_to_the_database_as_before() {
+async fn keys_create_without_a_server_writes_to_the_database_of_the_running_server() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_str().unwrap();
-    let made = agora(&[
-        "keys",
-        "create",
-        "--abilities",
-        "admin",
-        "--data-dir",
-        data_dir,
-    ])
-    .await;
-    assert_eq!(made.code, 0, "{}", made.stderr);
-    let value = made.stdout.trim();
-    assert!(value.starts_with("agora_"), "{}", made.stdout);
     let path = dir.path().to_path_buf();
     let app = spawn_app_with(|c| {
         c.data_dir = path;
         c.database_url = None;
     })
     .await;
+    let made = agora(&[
+        "keys",
+        "create",
+        "--abilities",
+        "admin",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let value = made.stdout.trim();
+    assert!(value.starts_with("agora_"), "{}", made.stdout);
     let works = app.request_as(value, "GET", "/v1/audit-log", None).await;
     assert_eq!(works.status, 200, "{:?}", works.body);
     assert_eq!(works.body["data"][0]["actor"], "operator");

@@ -273,8 +273,12 @@ async fn a_stream_sends_only_what_the_key_may_read_and_asked_for() {
     let her_test = test(&alice, &hers).await;
     let course = app.publish("course.enrolled", json!({})).await;
 
+    let created = alices.next().await;
+    assert_eq!(created.event, "webhook.created");
+    let created: Value = serde_json::from_str(&created.data).unwrap();
+    assert_eq!(created["data"]["id"], hers.as_str(), "her own webhook only");
     let got = alices.next().await;
-    assert_eq!(got.id, her_test, "only her own operational event");
+    assert_eq!(got.id, her_test, "only her own operational events");
     assert_eq!(got.event, "webhook.test");
     alices.quiet().await;
     assert_eq!(custom.next().await.id, course["id"]);
