@@ -390,3 +390,33 @@ async fn a_change_refused_in_its_transaction_leaves_no_record() {
         "the refused creation was rolled back with its record: {records}"
     );
 }
+
+#[tokio::test]
+async fn a_header_value_change_is_recorded_without_either_value() {
+    let app = spawn_app().await;
+    let hook = app
+        .create_webhook(
+            json!({"url": "http://127.0.0.1:9/x", "events": ["webhook.test"],
+                               "headers": {"X-Team": "old-value"}}),
+        )
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let a = app
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            json!({"headers": {"X-Team": "new-value"}}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let records = records_of(&app, id).await;
+    assert_eq!(records[0]["action"], "webhook.updated");
+    assert_eq!(
+        records[0]["changes"]["headers"],
+        json!({"from": {"X-Team": "[redacted]"}, "to": {"X-Team": "[redacted]"}})
+    );
+    let text = json!(records).to_string();
+    assert!(
+        !text.contains("old-value") && !text.contains("new-value"),
+        "{text}"
+    );
+}

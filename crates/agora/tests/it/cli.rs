@@ -263,3 +263,42 @@ async fn keys_create_without_a_server_writes_to_the_database_of_the_running_serv
     assert_eq!(works.body["data"][0]["actor"], "operator");
     assert_eq!(works.body["data"][0]["action"], "api_key.created");
 }
+
+#[tokio::test]
+async fn custom_events_are_published_and_the_audit_log_is_read() {
+    let app = spawn_app().await;
+    app.register_type("course.enrolled").await;
+    let receiver = Receiver::start().await;
+    app.create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+    let published = remote(
+        &app,
+        &[
+            "events",
+            "publish",
+            "course.enrolled",
+            "--data",
+            r#"{"n": 1}"#,
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(published.code, 0, "{}", published.stderr);
+    let got = receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(got[0].json()["data"], json!({"n": 1}));
+    assert_eq!(got[0].json()["id"], published.json()["id"]);
+
+    let audit = remote(
+        &app,
+        &["audit-log", "--action", "webhook.created", "--json"],
+    )
+    .await;
+    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    let records = audit.json()["data"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let table = remote(&app, &["audit-log"]).await;
+    assert!(table.stdout.starts_with("TIME"), "{}", table.stdout);
+    assert!(table.stdout.contains("webhook.created"), "{}", table.stdout);
+}
