@@ -207,3 +207,98 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use agora_core::dispatcher::Waker;
+
+    fn claim(body: &[u8]) -> Arc<Claim> {
+        Arc::new(Claim::new(
+            "key:key_1".into(),
+            "k".into(),
+            "POST",
+            "/v1/threads",
+            body,
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_key_is_recorded_with_its_write_once_answered_and_pruned_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            Waker::default(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+
+        // Rolled back with its write: not recorded.
+        let first = claim(b"{}");
+        with_claim(first.clone(), async {
+            drop(store.begin_publication().await.unwrap());
+        })
+        .await;
+        assert_eq!(
+            store.idempotent_answer(&first).await.unwrap(),
+            Stored::Absent
+        );
+
+        let first = claim(b"{}");
+        with_claim(first.clone(), async {
+            store
+                .begin_publication()
+                .await
+                .unwrap()
+                .commit()
+                .await
+                .unwrap();
+        })
+        .await;
+        assert_eq!(first.state(), ClaimState::Recorded);
+        assert_eq!(
+            store.idempotent_answer(&first).await.unwrap(),
+            Stored::InProgress
+        );
+        let other = claim(b"{\"x\":1}");
+        assert_eq!(
+            store.idempotent_answer(&other).await.unwrap(),
+            Stored::OtherRequest
+        );
+
+        let repeat = claim(b"{}");
+        let taken = with_claim(repeat.clone(), store.begin_publication()).await;
+        assert!(matches!(taken, Err(StoreError::IdempotencyKeyTaken)));
+        assert_eq!(repeat.state(), ClaimState::Taken);
+        store
+            .record_idempotent_answer(&repeat, 500, "no")
+            .await
+            .unwrap();
+        store
+            .record_idempotent_answer(&first, 201, "{\"id\":1}")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.idempotent_answer(&repeat).await.unwrap(),
+            Stored::Answered {
+                status: 201,
+                body: "{\"id\":1}".into()
+            }
+        );
+
+        assert_eq!(store.prune_batch(0, 100).await.unwrap().idempotency_keys, 0);
+        sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1")
+            .bind(KEY_LIFETIME_MS + 1)
+            .execute(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.idempotent_answer(&first).await.unwrap(),
+            Stored::Absent
+        );
+        assert_eq!(store.prune_batch(0, 100).await.unwrap().idempotency_keys, 1);
+        store.close().await;
+    }
+}
