@@ -10,7 +10,8 @@
 //! - a key recorded whose first request has not answered yet → 409
 //!   `idempotency_key_in_progress` (retry later; nothing is written);
 //! - otherwise the handler runs with the claim, which its publication records in its own
-//!   transaction (`agora_store::idempotency`), and its answer is stored after the commit.
+//!   transaction (`agora_store::idempotency`); an event publish stores its answer in that
+//!   transaction too, a forum write right after the commit.
 //!
 //! Concurrent repeats race on the key's primary key inside the write transactions: one
 //! records it and writes, the others write nothing and answer as above.
@@ -87,7 +88,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let request = Request::from_parts(parts, Body::from(body));
     let response = with_claim(claim.clone(), next.run(request)).await;
     match claim.state() {
-        ClaimState::Unused => response,
+        ClaimState::Unused | ClaimState::Answered => response,
         // Another request recorded the key while this one ran: answer as a repeat would be.
         ClaimState::Taken => match stored(&state, &claim).await {
             Ok(Some(answer)) => answer,

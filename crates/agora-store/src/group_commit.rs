@@ -125,13 +125,21 @@ async fn commit_events(
         .flat_map(|(events, _)| events.iter().copied())
         .collect();
     let counts = publication.publish_all(&events).await?;
-    publication.commit().await?;
     let mut counts = counts.into_iter();
-    Ok(callers
+    let answers: Vec<Result<Vec<usize>, StoreError>> = callers
         .iter()
         .zip(allowed)
         .map(|(events, allowed)| allowed.map(|()| counts.by_ref().take(events.len()).collect()))
-        .collect())
+        .collect();
+    // Answers of idempotent publishes commit with their events.
+    for ((events, answer), claim) in callers.iter().zip(&answers).zip(claims) {
+        if let (Ok(queued), Some(claim)) = (answer, claim) {
+            let events: Vec<&Event> = events.iter().map(|(event, _)| *event).collect();
+            claim.answer_in(&mut publication, &events, queued).await?;
+        }
+    }
+    publication.commit().await?;
+    Ok(answers)
 }
 
 impl Store {

@@ -7,9 +7,10 @@
 //! committer for `POST /v1/events` and batches. So a key is recorded if and only if its write
 //! committed, and a second request with the key cannot write: its insert finds the row (on
 //! PostgreSQL it waits for the first transaction to end) and the publication fails with
-//! [`StoreError::IdempotencyKeyTaken`]. The answer is stored right after the commit
-//! ([`Store::record_idempotent_answer`]); a repeat that finds the key without an answer is told
-//! the first request is still in progress.
+//! [`StoreError::IdempotencyKeyTaken`]. Event publishes store their answer in that same
+//! transaction (the handler names how it answers, [`answer_with`]); forum writes store theirs
+//! right after the commit ([`Store::record_idempotent_answer`]). A repeat that finds the key
+//! without an answer is told the first request is still in progress.
 //!
 //! The claim travels in a task-local, not through every handler's arguments: a request without
 //! the header pays one failed task-local lookup per publication, nothing else.
@@ -17,6 +18,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use agora_core::event::Event;
 use agora_core::time::now_ms;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -42,7 +44,13 @@ pub struct Claim {
     /// Which request recorded the row, so only its own answer is ever stored on it.
     request: String,
     state: Mutex<ClaimState>,
+    /// How the request answers its events, when it publishes through the group committer.
+    render: Mutex<Option<Render>>,
 }
+
+/// Renders a publish's answer (status and body) from its events and the deliveries each
+/// queued, so the answer can be stored in the transaction that writes them.
+pub type Render = fn(&[&Event], &[usize]) -> (u16, String);
 
 /// What the request's publications did with its claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +59,8 @@ pub enum ClaimState {
     Unused,
     /// A publication recorded the key in its transaction.
     Recorded,
+    /// A publication recorded the key and its answer in its transaction.
+    Answered,
     /// The key was already recorded by another request: nothing was written.
     Taken,
 }
@@ -87,6 +97,7 @@ impl Claim {
             request_hash: hex::encode(hash.finalize()),
             request: agora_core::ids::new_id("req"),
             state: Mutex::new(ClaimState::Unused),
+            render: Mutex::new(None),
         }
     }
 
@@ -127,6 +138,43 @@ impl Claim {
         });
         Ok(recorded)
     }
+}
+
+impl Claim {
+    /// Stores the answer rendered for `events` in `tx`, when the request named how it answers
+    /// and its key was recorded.
+    pub(crate) async fn answer_in(
+        &self,
+        tx: &mut Tx,
+        events: &[&Event],
+        queued: &[usize],
+    ) -> Result<(), StoreError> {
+        let render = *self.render.lock().expect("claim render lock");
+        let Some(render) = render.filter(|_| self.state() == ClaimState::Recorded) else {
+            return Ok(());
+        };
+        let (status, body) = render(events, queued);
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $1, body = $2 \
+             WHERE caller = $3 AND idem_key = $4 AND request_id = $5",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(&self.caller)
+        .bind(&self.key)
+        .bind(&self.request)
+        .execute(&mut **tx)
+        .await?;
+        self.set(ClaimState::Answered);
+        Ok(())
+    }
+}
+
+/// Names how the running request answers the events it publishes, if it carries an
+/// idempotency key: its answer is then stored with its events, in their transaction. The
+/// handler must answer with exactly what `render` gives.
+pub fn answer_with(render: Render) {
+    let _ = CLAIM.try_with(|claim| *claim.render.lock().expect("claim render lock") = Some(render));
 }
 
 /// Runs `work` (a request's handler) with `claim` as the request's idempotency key.
@@ -205,5 +253,129 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use agora_core::dispatcher::Waker;
+
+    fn claim(body: &[u8]) -> Arc<Claim> {
+        Arc::new(Claim::new(
+            "key:key_1".into(),
+            "k".into(),
+            "POST",
+            "/v1/threads",
+            body,
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_key_is_recorded_with_its_write_once_answered_and_pruned_after_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &Store::sqlite_url(dir.path()),
+            Waker::default(),
+            StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+
+        // Rolled back with its write: not recorded.
+        let first = claim(b"{}");
+        with_claim(first.clone(), async {
+            drop(store.begin_publication().await.unwrap());
+        })
+        .await;
+        assert_eq!(
+            store.idempotent_answer(&first).await.unwrap(),
+            Stored::Absent
+        );
+
+        let first = claim(b"{}");
+        with_claim(first.clone(), async {
+            store
+                .begin_publication()
+                .await
+                .unwrap()
+                .commit()
+                .await
+                .unwrap();
+        })
+        .await;
+        assert_eq!(first.state(), ClaimState::Recorded);
+        assert_eq!(
+            store.idempotent_answer(&first).await.unwrap(),
+            Stored::InProgress
+        );
+        let other = claim(b"{\"x\":1}");
+        assert_eq!(
+            store.idempotent_answer(&other).await.unwrap(),
+            Stored::OtherRequest
+        );
+
+        let repeat = claim(b"{}");
+        let taken = with_claim(repeat.clone(), store.begin_publication()).await;
+        assert!(matches!(taken, Err(StoreError::IdempotencyKeyTaken)));
+        assert_eq!(repeat.state(), ClaimState::Taken);
+        store
+            .record_idempotent_answer(&repeat, 500, "no")
+            .await
+            .unwrap();
+        store
+            .record_idempotent_answer(&first, 201, "{\"id\":1}")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.idempotent_answer(&repeat).await.unwrap(),
+            Stored::Answered {
+                status: 201,
+                body: "{\"id\":1}".into()
+            }
+        );
+
+        // An event publish stores its answer with its event.
+        fn render(events: &[&Event], queued: &[usize]) -> (u16, String) {
+            (202, format!("{} {}", events[0].id, queued[0]))
+        }
+        let event = Event::new(
+            agora_core::event::EventType::parse("course.enrolled").unwrap(),
+            serde_json::json!({}),
+        );
+        let published = Arc::new(Claim::new(
+            "key:key_1".into(),
+            "e".into(),
+            "POST",
+            "/v1/events",
+            b"{}",
+        ));
+        with_claim(published.clone(), async {
+            answer_with(render);
+            store.publish_event(event.clone(), None).await.unwrap();
+        })
+        .await;
+        assert_eq!(published.state(), ClaimState::Answered);
+        assert_eq!(
+            store.idempotent_answer(&published).await.unwrap(),
+            Stored::Answered {
+                status: 202,
+                body: format!("{} 0", event.id)
+            }
+        );
+
+        assert_eq!(store.prune_batch(0, 100).await.unwrap().idempotency_keys, 0);
+        sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1")
+            .bind(KEY_LIFETIME_MS + 1)
+            .execute(&store.write)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.idempotent_answer(&first).await.unwrap(),
+            Stored::Absent
+        );
+        assert_eq!(store.prune_batch(0, 100).await.unwrap().idempotency_keys, 2);
+        store.close().await;
     }
 }

@@ -13,6 +13,7 @@ use agora_core::event::{Event, EventType};
 use agora_forum::abilities::{Ability, Resource};
 use agora_forum::catalog::{is_builtin_resource, BUILTIN};
 use agora_store::catalog::CustomEventType;
+use agora_store::idempotency;
 use agora_store::StoreError;
 
 use crate::error::{ApiError, ApiResult};
@@ -136,10 +137,50 @@ async fn publish(
 ) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Write(Resource::Events))?;
     let event = checked_event(&state, input).await?;
+    idempotency::answer_with(answer_one);
     let queued = state.store.publish_event(event.clone(), None).await?;
-    let mut body = serde_json::to_value(&event).expect("events serialize");
-    body["deliveries"] = json!(queued);
-    Ok((StatusCode::ACCEPTED, axum::Json(body)))
+    Ok(json_answer(answer_one(&[&event], &[queued])))
+}
+
+/// The answer to one published event: the event and how many deliveries it queued.
+fn answer_one(events: &[&Event], queued: &[usize]) -> (u16, String) {
+    let body = answered(events, queued)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    (StatusCode::ACCEPTED.as_u16(), body.to_string())
+}
+
+/// The answer to a published batch: `{"data": [...]}`, each event with its deliveries.
+fn answer_batch(events: &[&Event], queued: &[usize]) -> (u16, String) {
+    let data = answered(events, queued);
+    (
+        StatusCode::ACCEPTED.as_u16(),
+        json!({ "data": data }).to_string(),
+    )
+}
+
+/// Each event as answered: its envelope and `deliveries`, how many it queued.
+fn answered(events: &[&Event], queued: &[usize]) -> Vec<Value> {
+    events
+        .iter()
+        .zip(queued)
+        .map(|(event, queued)| {
+            let mut body = serde_json::to_value(event).expect("events serialize");
+            body["deliveries"] = json!(queued);
+            body
+        })
+        .collect()
+}
+
+/// A rendered JSON answer. The answer of an idempotent publish was stored with its events in
+/// exactly these bytes, so a replay is the same answer.
+fn json_answer((status, body): (u16, String)) -> impl IntoResponse {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,17 +206,10 @@ async fn publish_batch(
     for e in input.events {
         events.push(checked_event(&state, e).await?);
     }
+    idempotency::answer_with(answer_batch);
     let (events, queued) = state.store.publish_batch(events).await?;
-    let data: Vec<Value> = events
-        .iter()
-        .zip(queued)
-        .map(|(event, queued)| {
-            let mut body = serde_json::to_value(event).expect("events serialize");
-            body["deliveries"] = json!(queued);
-            body
-        })
-        .collect();
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "data": data }))))
+    let events: Vec<&Event> = events.iter().collect();
+    Ok(json_answer(answer_batch(&events, &queued)))
 }
 
 /// A publishable event: a registered custom type, never a built-in one.

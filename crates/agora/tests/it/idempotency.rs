@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::forum::support::{category, user};
+use crate::forum::support::{category, login, user};
 use crate::helpers::{make_key, spawn_app, Receiver, TestApp};
 
 const QUIET: Duration = Duration::from_millis(400);
@@ -233,4 +233,42 @@ async fn a_key_older_than_a_day_may_be_used_again() {
     assert!(!again.replayed);
     assert_ne!(again.body["id"], first.body["id"]);
     receiver.wait_for(2, WAIT).await;
+}
+
+#[tokio::test]
+async fn a_request_refused_before_writing_records_nothing() {
+    let (app, receiver) = app_and_receiver().await;
+    let unknown = json!({"type": "course.unknown", "data": {}});
+    let refused = send(&app, &app.key, "fix-me", "POST", "/v1/events", &unknown).await;
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    let fixed = send(&app, &app.key, "fix-me", "POST", "/v1/events", &event(1)).await;
+    assert_eq!(fixed.status, 202, "{:?}", fixed.body);
+    assert!(!fixed.replayed);
+    receiver.wait_for(1, WAIT).await;
+    receiver.assert_stays_at(1, QUIET).await;
+}
+
+#[tokio::test]
+async fn a_signed_in_users_keys_are_theirs() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.create_webhook(json!({"url": receiver.url(), "events": ["thread.created"]}))
+        .await;
+    let grace = user(&app, "grace").await;
+    let token = login(&app, "grace").await;
+    let cat = category(&app, "General").await;
+    let body = json!({"title": "Mine", "body": "once", "category_id": cat["id"]});
+    let first = send(&app, &token, "t", "POST", "/v1/threads", &body).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let again = send(&app, &token, "t", "POST", "/v1/threads", &body).await;
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body);
+    // The admin key's "t" is another key.
+    let mut for_grace = body.clone();
+    for_grace["user_id"] = grace["id"].clone();
+    let admin = send(&app, &app.key, "t", "POST", "/v1/threads", &for_grace).await;
+    assert_eq!(admin.status, 201, "{:?}", admin.body);
+    assert!(!admin.replayed);
+    receiver.wait_for(2, WAIT).await;
+    receiver.assert_stays_at(2, QUIET).await;
 }
