@@ -186,7 +186,7 @@ enum Step {
 impl Follower {
     async fn next(&mut self) -> Step {
         loop {
-            if self.done {
+            if self.done || self.hub.closing().is_cancelled() {
                 return Step::End;
             }
             if let Some(event) = self.ready.pop_front() {
