@@ -66,6 +66,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    caller.require_key()?;
     let patterns = vetted_patterns(&state, &caller, q.events.as_deref()).await?;
     let last = headers
         .get("last-event-id")
