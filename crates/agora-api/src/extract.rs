@@ -188,12 +188,21 @@ impl Caller {
     /// Which recorded events the caller may see, in the history and the stream: an event of a
     /// built-in resource needs that resource's read ability (`thread.*` needs
     /// `threads:read`), a custom event `events:read`, and an operational one (`webhook.*`)
-    /// `webhooks:read` and the ownership of its webhook; an admin key sees every event.
+    /// `webhooks:read` and the ownership of its webhook; an admin key sees every event. The
+    /// history and the stream are an integration's, like webhooks: a user session sees none
+    /// (the routes answer it 403 before asking).
     pub fn audience(&self) -> agora_store::events::Audience {
         use agora_forum::catalog::{read_ability, BUILTIN};
         use agora_store::events::Audience;
         if self.is_admin() {
             return Audience::Everything;
+        }
+        if self.key().is_none() {
+            return Audience::Some {
+                resources: Vec::new(),
+                custom: false,
+                operational_of: None,
+            };
         }
         let mut resources: Vec<String> = Vec::new();
         for t in BUILTIN {
@@ -212,6 +221,18 @@ impl Caller {
                 .key()
                 .filter(|_| self.can(Ability::Read(Resource::Webhooks)))
                 .map(|k| k.id.to_string()),
+        }
+    }
+
+    /// Answers 403 to a user session: the event history and the stream are read with an API
+    /// key, as webhooks are managed with one.
+    pub fn require_key(&self) -> Result<(), ApiError> {
+        if self.key().is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "events are read with an API key; a user session cannot read them",
+            ))
         }
     }
 

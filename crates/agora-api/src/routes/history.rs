@@ -3,7 +3,8 @@
 //!
 //! Both show only what the caller's [`Caller::audience`] sees; an event outside it answers 404
 //! like one that does not exist. An event's deliveries are those to the caller's own webhooks
-//! (every webhook's for an admin key; none for a user session).
+//! (every webhook's for an admin key). User sessions are answered 403: events, like webhooks,
+//! are an integration's.
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
@@ -91,6 +92,7 @@ pub(crate) async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    caller.require_key()?;
     let limit = PageQuery {
         limit: q.limit,
         cursor: None,
@@ -115,6 +117,7 @@ pub(crate) async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    caller.require_key()?;
     if !has_prefix(&id, EVENT) {
         return Err(ApiError::not_found("event"));
     }

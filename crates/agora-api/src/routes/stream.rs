@@ -66,6 +66,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<impl IntoResponse> {
+    caller.require_key()?;
     let patterns = vetted_patterns(&state, &caller, q.events.as_deref()).await?;
     let last = headers
         .get("last-event-id")
@@ -186,7 +187,7 @@ enum Step {
 impl Follower {
     async fn next(&mut self) -> Step {
         loop {
-            if self.done {
+            if self.done || self.hub.closing().is_cancelled() {
                 return Step::End;
             }
             if let Some(event) = self.ready.pop_front() {

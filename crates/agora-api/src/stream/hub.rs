@@ -102,9 +102,12 @@ async fn read_new_events(
         if let Err(e) = read_once(&store, &sender, &mut at).await {
             tracing::warn!(error = %e, "the event stream failed to read new events; retrying");
         }
+        // Commits wake the reader only while someone listens: idle, it keeps its place at
+        // the poll's pace and costs the publishers nothing.
+        let listened = sender.receiver_count() > 0;
         tokio::select! {
             () = closing.cancelled() => return,
-            () = published.notified() => {}
+            () = published.notified(), if listened => {}
             () = tokio::time::sleep(poll) => {}
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::forum::support::{category, thread, user};
+use crate::forum::support::{category, login, thread, user};
 use crate::helpers::{make_key, spawn_app, Receiver, Reply, TestApp};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -276,4 +276,16 @@ async fn reads_honour_abilities_and_ownership() {
     assert!(deliveries(&as_mallory).is_empty(), "{:?}", as_mallory.body);
     let as_admin = app.get(&format!("/v1/events/{course}")).await;
     assert_eq!(deliveries(&as_admin).len(), 2);
+
+    // Events are an integration's, as webhooks are: a user session reads none.
+    let session = login(&app, "ada").await;
+    for path in [
+        "/v1/events".to_owned(),
+        format!("/v1/events/{thread_event}"),
+        "/v1/stream?events=thread.*".to_owned(),
+    ] {
+        let a = app.request_as(&session, "GET", &path, None).await;
+        assert_eq!(a.status, 403, "{path}: {:?}", a.body);
+        assert_eq!(a.body["code"], "forbidden");
+    }
 }
