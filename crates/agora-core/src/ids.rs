@@ -41,6 +41,13 @@ pub fn id_floor(prefix: &str, unix_ms: i64) -> String {
     )
 }
 
+/// When `id` was made (unix ms), read from its ULID; `None` for a string that is not an id.
+pub fn id_time(id: &str) -> Option<i64> {
+    let (_, ulid) = id.split_once('_')?;
+    let ms = ulid::Ulid::from_string(ulid).ok()?.timestamp_ms();
+    i64::try_from(ms).ok()
+}
+
 /// Whether `id` looks like an id of this prefix, so that malformed path parameters are
 /// answered with 404 before touching the database.
 pub fn has_prefix(id: &str, prefix: &str) -> bool {
