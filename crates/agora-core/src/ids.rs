@@ -182,6 +182,19 @@ mod tests {
     }
 
     #[test]
+    fn an_id_tells_when_it_was_made() {
+        assert_eq!(
+            id_time(&id_floor(DELIVERY, 1_700_000_000_123)),
+            Some(1_700_000_000_123)
+        );
+        let before = crate::time::now_ms();
+        let made = id_time(&new_id(DELIVERY)).expect("an id");
+        assert!(made >= before - 1 && made <= crate::time::now_ms());
+        assert_eq!(id_time("msg_not-a-ulid"), None);
+        assert_eq!(id_time("no-prefix"), None);
+    }
+
+    #[test]
     fn the_floor_of_a_time_separates_earlier_ids_from_later_ones() {
         let before = new_id(ATTEMPT);
         std::thread::sleep(std::time::Duration::from_millis(2));
