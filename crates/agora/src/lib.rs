@@ -178,6 +178,18 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
     // Before the dispatcher and the API, whose series register with it as they start.
     let recorder = metrics::install();
+    let render = recorder.clone().map(|handle| {
+        let render: agora_api::metrics::Render = Arc::new(move || handle.render());
+        render
+    });
+    let metrics_listener = match (&config.metrics_listen, &render) {
+        (Some(address), Some(_)) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
+        ),
+        _ => None,
+    };
     let sender = Sender::new(config.sender_config()).context("failed to build the HTTP client")?;
     let dispatcher_config = DispatcherConfig {
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
@@ -208,10 +220,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         max_webhooks_per_key: config.max_webhooks_per_key,
         readiness: agora_api::readiness::Readiness::default(),
         metrics: agora_api::metrics::MetricsEndpoint {
-            render: recorder.clone().map(|handle| {
-                let render: agora_api::metrics::Render = Arc::new(move || handle.render());
-                render
-            }),
+            render: render.clone(),
             token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         },
     };
@@ -250,6 +259,21 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             config.metrics_sample_interval.0,
             shutdown.clone(),
         ));
+    }
+    if let (Some(listener), Some(render)) = (metrics_listener, render) {
+        let stop = shutdown.clone();
+        background.spawn(async move {
+            let served =
+                agora_api::metrics::serve_open(
+                    listener,
+                    render,
+                    async move { stop.cancelled().await },
+                )
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
     }
     background.close();
     let addr = listener.local_addr().context("listener has no address")?;

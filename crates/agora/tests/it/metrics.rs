@@ -251,3 +251,25 @@ async fn the_sample_counts_deliveries_held_back_behind_a_slow_receiver_as_pendin
         "due since they were published: {sample:?}"
     );
 }
+
+#[tokio::test]
+async fn a_separate_metrics_address_serves_only_metrics_and_needs_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr = crate::process::free_addr();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[("AGORA_METRICS_LISTEN", metrics_addr.to_string().as_str())],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (status, text) = scrape(&client, &format!("http://{metrics_addr}/metrics"), None).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("# TYPE agora_deliveries_total counter"),
+        "{text}"
+    );
+    let (status, other) = scrape(&client, &format!("http://{metrics_addr}/healthz"), None).await;
+    assert_eq!(status, 404, "only /metrics there: {other}");
+    let api = client_for(server.addr);
+    assert_eq!(scrape(&client, &api.url("/metrics"), None).await.0, 401);
+}
