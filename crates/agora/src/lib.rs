@@ -7,6 +7,7 @@
 //! - [`limits`]: bounds on connections and hashing sized from the process's file limit.
 //! - [`secret_key`]: the key that seals webhook secrets at rest, loaded once.
 //! - [`metrics`]: the Prometheus recorder behind `GET /metrics` and the sampler of the queue.
+//! - [`otlp`]: span export over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (feature `otlp`).
 //! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod limits;
 mod maintenance;
 pub mod metrics;
+pub mod otlp;
 pub mod presence;
 pub mod secret_key;
 
@@ -41,16 +43,24 @@ pub use config::Config;
 /// ANSI colours only when `terminal` says the writer is one: escape codes in a file or a log
 /// collector are noise that breaks searching.
 pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter, terminal: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
-    match format {
-        config::LogFormat::Json => builder.json().init(),
-        config::LogFormat::Text => builder.init(),
-    }
+    // The log's filter is the log's own, so that the span export may ask for spans the log
+    // leaves out (the delivery attempts'); without an export, what is made is what it was.
+    let lines = match format {
+        config::LogFormat::Json => lines.json().with_filter(filter).boxed(),
+        config::LogFormat::Text => lines.with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(otlp::layer())
+        .init();
 }
 
 /// A server started by [`start`].
