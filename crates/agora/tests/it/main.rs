@@ -13,6 +13,8 @@ mod draining;
 mod forum;
 mod metrics;
 mod operations;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod reliability;
 mod security;
 mod security_binary;
