@@ -164,10 +164,10 @@ fn status_label(status: StatusCode) -> &'static str {
         (429, "429"),
         (431, "431"),
         (500, "500"),
+        (501, "501"),
         (502, "502"),
         (503, "503"),
         (504, "504"),
-        (501, "501"),
     ];
     let code = status.as_u16();
     CODES
