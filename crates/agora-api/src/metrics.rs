@@ -6,7 +6,7 @@
 //! path, which carries ids: the series stay as many as the routes.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
 
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -69,14 +70,46 @@ async fn scrape(State(state): State<AppState>, request: Request) -> Result<Respo
             ));
         }
     }
-    Ok((
+    Ok(exposition(render()))
+}
+
+/// Serves `GET /metrics` alone on `listener` until `shutdown`, to anyone who reaches it: the
+/// operator's private scrape address (`AGORA_METRICS_LISTEN`). Any other path answers 404.
+pub async fn serve_open(
+    listener: TcpListener,
+    render: Render,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let render = render.clone();
+                async move { exposition(render()) }
+            }),
+        )
+        .fallback(crate::routes::not_found)
+        .layer(axum::middleware::map_response(
+            crate::error::in_contract_shape,
+        ));
+    let limits = crate::server::ServeLimits {
+        max_connections: 16,
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(30),
+    };
+    crate::server::serve(listener, router, limits, shutdown).await
+}
+
+/// Metrics in Prometheus's text format, as an answer.
+fn exposition(text: String) -> Response {
+    (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(),
+        text,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Counts the request and times it, labelled by method, matched route and status.
@@ -131,10 +164,10 @@ fn status_label(status: StatusCode) -> &'static str {
         (429, "429"),
         (431, "431"),
         (500, "500"),
+        (501, "501"),
         (502, "502"),
         (503, "503"),
         (504, "504"),
-        (501, "501"),
     ];
     let code = status.as_u16();
     CODES

@@ -43,6 +43,13 @@ pub fn id_floor(prefix: &str, unix_ms: i64) -> String {
     )
 }
 
+/// When `id` was made (unix ms), read from its ULID; `None` for a string that is not an id.
+pub fn id_time(id: &str) -> Option<i64> {
+    let (_, ulid) = id.split_once('_')?;
+    let ms = ulid::Ulid::from_string(ulid).ok()?.timestamp_ms();
+    i64::try_from(ms).ok()
+}
+
 /// Whether `id` looks like an id of this prefix, so that malformed path parameters are
 /// answered with 404 before touching the database.
 pub fn has_prefix(id: &str, prefix: &str) -> bool {
@@ -180,6 +187,19 @@ mod tests {
         assert_eq!(json, format!("\"{id}\""));
         assert_eq!(serde_json::from_str::<WebhookId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<ApiKeyId>(&json).is_err());
+    }
+
+    #[test]
+    fn an_id_tells_when_it_was_made() {
+        assert_eq!(
+            id_time(&id_floor(DELIVERY, 1_700_000_000_123)),
+            Some(1_700_000_000_123)
+        );
+        let before = crate::time::now_ms();
+        let made = id_time(&new_id(DELIVERY)).expect("an id");
+        assert!(made >= before - 1 && made <= crate::time::now_ms());
+        assert_eq!(id_time("msg_not-a-ulid"), None);
+        assert_eq!(id_time("no-prefix"), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use sqlx::Row;
 
-use crate::{Store, StoreError, Tx};
+use agora_core::ids::id_time;
+
+use crate::{Backend, Store, StoreError, Tx};
 
 /// How long commits took, by kind: `durable` (a write a client is answered about) or
 /// `bookkeeping` (the dispatcher's attempt records).
@@ -66,12 +68,14 @@ pub(crate) fn auto_disabled(gone: usize, failing: usize) {
 /// The queue and the webhooks at one moment, for the gauges.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueSample {
-    /// Deliveries waiting for a first attempt (`pending`).
+    /// Deliveries waiting for a first attempt: `pending`, and on SQLite those parked while
+    /// their webhook has its share of work in memory.
     pub pending: i64,
     /// Deliveries waiting for a retry (`failed`).
     pub failed: i64,
     /// The earliest `due_at` (unix ms) of any delivery waiting in the database: pending,
-    /// failed, or (PostgreSQL) leased by a node whose lease has run out.
+    /// failed, (PostgreSQL) leased by a node whose lease has run out, or (SQLite) parked, due
+    /// since it was made.
     pub earliest_due_at: Option<i64>,
     /// Webhooks that receive deliveries.
     pub webhooks_active: i64,
@@ -79,10 +83,21 @@ pub struct QueueSample {
     pub webhooks_inactive: i64,
 }
 
+impl QueueSample {
+    /// Keeps `due` (unix ms) as the earliest due time if it is earlier than the one kept.
+    fn earliest_due(&mut self, due: Option<i64>) {
+        self.earliest_due_at = match (self.earliest_due_at, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
 impl Store {
     /// Counts the waiting deliveries and the webhooks by status. The deliveries are read
-    /// through the due index, which holds only the work still to do, so the sample costs in
-    /// proportion to the backlog, never to the history kept for the delivery log.
+    /// through the due index (and on SQLite the parked ones through the webhook index from
+    /// each cursor), which hold only the work still to do, so the sample costs in proportion
+    /// to the backlog, never to the history kept for the delivery log.
     pub async fn sample_queue(&self) -> Result<QueueSample, StoreError> {
         let mut sample = QueueSample::default();
         let rows = sqlx::query(
@@ -100,10 +115,12 @@ impl Store {
                 "failed" => sample.failed = n,
                 _ => {}
             }
-            sample.earliest_due_at = match (sample.earliest_due_at, earliest) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            sample.earliest_due(earliest);
+        }
+        if self.backend == Backend::Sqlite {
+            let (parked, oldest) = self.count_parked().await?;
+            sample.pending += parked;
+            sample.earliest_due(oldest.as_deref().and_then(id_time));
         }
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM webhooks GROUP BY status")
             .fetch_all(&self.read)

@@ -231,6 +231,12 @@ pub struct Config {
     #[arg(long, env = "AGORA_METRICS_SAMPLE_INTERVAL", default_value = "10s")]
     pub metrics_sample_interval: HumanDuration,
 
+    /// A second address that serves only `GET /metrics`, to anyone who reaches it, without a
+    /// token (bind it to a private interface); unset: none, and `/metrics` is served on the
+    /// API's address to the token or an admin key.
+    #[arg(long, env = "AGORA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
     /// A bearer token that may read `GET /metrics` (`AGORA_METRICS_TOKEN`); an admin API key
     /// may too. Only an environment variable, never a flag, so it does not show in the process
     /// list.

@@ -12,6 +12,7 @@
 //!   works on; only `serve` creates one.
 //! - [`backup`]: `agora backup`, a consistent copy of a live SQLite database.
 //! - [`metrics`]: the Prometheus recorder behind `GET /metrics` and the sampler of the queue.
+//! - [`otlp`]: span export over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (feature `otlp`).
 //! - [`presence`]: the background sweep that fires `user.offline` when heartbeats stop.
 //! - [`start`]: opens the store, bootstraps the admin key, starts the dispatcher and the API on
 //!   a listener the caller bound, and hands back a [`Running`] server to stop.
@@ -23,6 +24,7 @@ pub mod listen;
 pub mod local;
 mod maintenance;
 pub mod metrics;
+pub mod otlp;
 pub mod presence;
 pub mod secret_key;
 
@@ -49,16 +51,24 @@ pub use config::Config;
 /// ANSI colours only when `terminal` says the writer is one: escape codes in a file or a log
 /// collector are noise that breaks searching.
 pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter, terminal: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
-    match format {
-        config::LogFormat::Json => builder.json().init(),
-        config::LogFormat::Text => builder.init(),
-    }
+    // The log's filter is the log's own, so that the span export may ask for spans the log
+    // leaves out (the delivery attempts'); without an export, what is made is what it was.
+    let lines = match format {
+        config::LogFormat::Json => lines.json().with_filter(filter).boxed(),
+        config::LogFormat::Text => lines.with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(otlp::layer())
+        .init();
 }
 
 /// A server started by [`start`].
@@ -186,6 +196,18 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     );
     // Before the dispatcher and the API, whose series register with it as they start.
     let recorder = metrics::install();
+    let render = recorder.clone().map(|handle| {
+        let render: agora_api::metrics::Render = Arc::new(move || handle.render());
+        render
+    });
+    let metrics_listener = match (&config.metrics_listen, &render) {
+        (Some(address), Some(_)) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
+        ),
+        _ => None,
+    };
     let sender = Sender::new(config.sender_config()).context("failed to build the HTTP client")?;
     let dispatcher_config = DispatcherConfig {
         max_concurrency_per_webhook: config.max_concurrency_per_webhook,
@@ -227,10 +249,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         max_webhooks_per_key: config.max_webhooks_per_key,
         readiness: agora_api::readiness::Readiness::default(),
         metrics: agora_api::metrics::MetricsEndpoint {
-            render: recorder.clone().map(|handle| {
-                let render: agora_api::metrics::Render = Arc::new(move || handle.render());
-                render
-            }),
+            render: render.clone(),
             token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         },
         stream,
@@ -269,6 +288,21 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             config.metrics_sample_interval.0,
             shutdown.clone(),
         ));
+    }
+    if let (Some(listener), Some(render)) = (metrics_listener, render) {
+        let stop = shutdown.clone();
+        background.spawn(async move {
+            let served =
+                agora_api::metrics::serve_open(
+                    listener,
+                    render,
+                    async move { stop.cancelled().await },
+                )
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
     }
     background.close();
     let addr = listener.local_addr().context("listener has no address")?;

@@ -231,7 +231,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // A second signal skips what is left of the drain.
         drainer.drain_then_stop(wait_for_signal()).await;
     });
-    running.wait().await
+    let stopped = running.wait().await;
+    agora::otlp::shutdown();
+    stopped
 }
 
 async fn wait_for_signal() {

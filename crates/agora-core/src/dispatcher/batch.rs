@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::held::Held;
 use super::lane::{Place, Work};
@@ -56,7 +57,21 @@ impl Attempts {
     async fn make(&self, Work { delivery, target }: Work) {
         let record = match self.limiter.gate(&delivery.webhook_id) {
             Gate::Send => {
-                let record = self.sender.attempt_to(&delivery, &target).await;
+                // At `debug` under a target of its own: made only when a span export asks for
+                // it (`agora::otlp`), never for the log's sake on every delivery.
+                let span = tracing::debug_span!(
+                    target: "agora::attempt",
+                    "attempt",
+                    webhook_id = delivery.webhook_id.as_str(),
+                    delivery_id = delivery.id.as_str(),
+                    event_type = delivery.event_type.as_str(),
+                    attempt = delivery.attempt,
+                );
+                let record = self
+                    .sender
+                    .attempt_to(&delivery, &target)
+                    .instrument(span)
+                    .await;
                 self.measured.attempted(&delivery.event_type, &record);
                 record
             }

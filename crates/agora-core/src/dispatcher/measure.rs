@@ -66,16 +66,12 @@ impl DeliveryMetrics {
     /// Counts an attempt of a delivery of `event_type`. A deferral was no attempt and counts
     /// nothing.
     pub(super) fn attempted(&self, event_type: &str, record: &AttemptRecord) {
-        if matches!(record.next, NextState::Deferred(_)) {
-            return;
-        }
         let outcomes = self.outcomes(event_type);
         let counter = match record.next {
             NextState::Succeeded => &outcomes.succeeded,
             NextState::RetryAt(_) => &outcomes.failed_retrying,
-            NextState::Exhausted | NextState::DisableWebhook | NextState::Deferred(_) => {
-                &outcomes.exhausted
-            }
+            NextState::Exhausted | NextState::DisableWebhook => &outcomes.exhausted,
+            NextState::Deferred(_) => return,
         };
         counter.increment(1);
         self.duration

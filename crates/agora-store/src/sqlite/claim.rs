@@ -139,6 +139,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// How many deliveries are parked, and the id of the oldest, for the metrics sampler.
+    /// Every row of a webhook from its cursor on is parked (its new deliveries are parked
+    /// while it has any), so each webhook costs one count over the `(webhook_id, id)` index,
+    /// without reading the table. Read beside the writer: a publish or a claim running
+    /// meanwhile makes the count a moment old, which a gauge allows.
+    pub(crate) async fn count_parked(&self) -> Result<(i64, Option<String>), StoreError> {
+        let (mut count, mut oldest) = (0, None::<String>);
+        for (webhook_id, cursor) in self.leasing.parked.readable(&[]) {
+            let (bound, from) = match cursor {
+                Cursor::From(id) => (">=", id),
+                Cursor::After(id) => (">", id),
+            };
+            let row = sqlx::query(&format!(
+                "SELECT COUNT(*) AS n, MIN(id) AS first FROM deliveries \
+                 WHERE webhook_id = $1 AND id {bound} $2"
+            ))
+            .bind(webhook_id)
+            .bind(from)
+            .fetch_one(&self.read)
+            .await?;
+            count += row.try_get::<i64, _>("n")?;
+            if let Some(first) = row.try_get::<Option<String>, _>("first")? {
+                if oldest.as_ref().is_none_or(|o| first < *o) {
+                    oldest = Some(first);
+                }
+            }
+        }
+        Ok((count, oldest))
+    }
+}
+
 /// Up to `ask` parked deliveries of `webhook_id` from `cursor` on, in id order, as one JSON row.
 async fn parked_rows(
     conn: &mut sqlx::AnyConnection,

@@ -11,13 +11,13 @@ use crate::process::ServerProcess;
 #[tokio::test]
 async fn sigterm_drains_readiness_first_then_finishes_the_attempt_in_flight_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = ServerProcess::start(dir.path(), &[("AGORA_DRAIN_SECONDS", "2")]).await;
+    let mut server = ServerProcess::start(dir.path(), &[("AGORA_DRAIN_SECONDS", "3")]).await;
     let app = client_for(server.addr);
     assert_eq!(app.get("/readyz").await.status, 200);
     app.register_type("course.enrolled").await;
     let receiver = Receiver::start().await;
     // Answered after the drain period: the attempt is in flight when the node stops accepting.
-    receiver.script([Reply::status(200).after(Duration::from_millis(2500))]);
+    receiver.script([Reply::status(200).after(Duration::from_millis(3500))]);
     let hook = app
         .create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
         .await;
@@ -25,7 +25,7 @@ async fn sigterm_drains_readiness_first_then_finishes_the_attempt_in_flight_and_
     receiver.wait_for(1, Duration::from_secs(10)).await;
 
     server.send_signal("TERM");
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let ready = app.get("/readyz").await;
         if ready.status == 503 {

@@ -20,6 +20,8 @@ mod listen;
 mod local_commands;
 mod metrics;
 mod operations;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod reliability;
 mod security;
 mod security_binary;

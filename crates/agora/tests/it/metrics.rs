@@ -218,3 +218,58 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test]
+async fn the_sample_counts_deliveries_held_back_behind_a_slow_receiver_as_pending() {
+    // One delivery in memory per webhook: while the receiver holds the first, the others wait
+    // in the database (parked on SQLite, pending on PostgreSQL), due since they were made.
+    let app = spawn_app_with(|c| {
+        c.max_queued_per_webhook = 1;
+        c.max_concurrency_per_webhook = 1;
+    })
+    .await;
+    app.register_type("course.enrolled").await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(200).after(Duration::from_secs(3))]);
+    app.create_webhook(json!({"url": receiver.url(), "events": ["course.*"]}))
+        .await;
+    let published_at = now_ms();
+    for n in 0..5 {
+        app.publish("course.enrolled", json!({"n": n})).await;
+    }
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let sample = app
+        .store()
+        .sample_queue()
+        .await
+        .expect("the queue is sampled");
+    assert_eq!(sample.pending, 4, "{sample:?}");
+    assert_eq!(sample.failed, 0, "{sample:?}");
+    let due = sample.earliest_due_at.expect("the waiting ones are due");
+    assert!(
+        due >= published_at - 1000 && due <= now_ms(),
+        "due since they were published: {sample:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_separate_metrics_address_serves_only_metrics_and_needs_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_addr = crate::process::free_addr();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[("AGORA_METRICS_LISTEN", metrics_addr.to_string().as_str())],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (status, text) = scrape(&client, &format!("http://{metrics_addr}/metrics"), None).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("# TYPE agora_deliveries_total counter"),
+        "{text}"
+    );
+    let (status, other) = scrape(&client, &format!("http://{metrics_addr}/healthz"), None).await;
+    assert_eq!(status, 404, "only /metrics there: {other}");
+    let api = client_for(server.addr);
+    assert_eq!(scrape(&client, &api.url("/metrics"), None).await.0, 401);
+}
