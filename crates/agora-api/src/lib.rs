@@ -6,6 +6,8 @@
 //!   deliveries, and the settings handlers need.
 //! - [`router`]: every route; [`serve()`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
+//! - [`api`], [`openapi`], [`schemas`]: every operation with its annotation; the OpenAPI
+//!   document built from them and the /docs page; the schemas of answers built as JSON.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
 //! - [`readiness`]: what `/readyz` knows besides the database (draining, dispatcher).
@@ -20,10 +22,12 @@
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
 pub mod readiness;
 pub mod request_id;
+pub mod schemas;
 pub mod server;
 
 mod routes;
@@ -33,6 +37,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
 
 use agora_core::dispatcher::Sender;
 use agora_core::target::TargetPolicy;
@@ -66,17 +71,26 @@ pub struct AppState {
     pub readiness: readiness::Readiness,
 }
 
-/// Every route of the API. Every error, the router's own included (405, 413, undecodable
-/// paths), is answered in the contract's shape; [`serve()`] gives hyper's own answers to
-/// requests it cannot parse (400, 414, 431) the same shape.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every operation of the API with its OpenAPI annotation: the router serves exactly what the
+/// document ([`openapi::document`]) describes. A new route is added here through its module's
+/// `routes!` list, never with a bare `.route`.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::health::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::deliveries::routes())
         .merge(routes::events::routes())
         .merge(routes::keys::routes())
         .merge(routes::forum::routes())
+        .merge(openapi::routes())
+}
+
+/// Every route of the API, and the reference page at `/docs`. Every error, the router's own
+/// included (405, 413, undecodable paths), is answered in the contract's shape; [`serve()`]
+/// gives hyper's own answers to requests it cannot parse (400, 414, 431) the same shape.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
+    api.merge(openapi::page())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))

@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod disconnects;
 mod forum;
+mod openapi;
 mod operations;
 mod reliability;
 mod security;
