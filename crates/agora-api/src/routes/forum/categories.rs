@@ -133,7 +133,7 @@ async fn list(
     path = "/v1/categories/{id}",
     tag = "categories",
     params(("id" = String, Path)),
-    responses((status = 200, description = "The categorie.", body = Category)),
+    responses((status = 200, description = "The category.", body = Category)),
     extensions(("x-abilities" = json!(["categories:read"])))
 )]
 async fn read(
@@ -156,7 +156,7 @@ async fn read(
     tag = "categories",
     params(("id" = String, Path)),
     request_body = CategoryInput,
-    responses((status = 200, description = "The categorie.", body = Category)),
+    responses((status = 200, description = "The category.", body = Category)),
     extensions(("x-abilities" = json!(["categories:write"])))
 )]
 async fn update(
@@ -284,7 +284,7 @@ async fn members(
     path = "/v1/categories/{id}/members/{user_id}",
     tag = "categories",
     params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 200, description = "The categorie.", body = Membership)),
+    responses((status = 200, description = "The membership.", body = Membership)),
     extensions(("x-abilities" = json!(["categories:write"])))
 )]
 async fn leave(

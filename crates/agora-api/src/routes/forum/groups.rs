@@ -199,7 +199,7 @@ struct Assign {
     tag = "groups",
     params(("id" = String, Path)),
     request_body = Assign,
-    responses((status = 200, description = "The group.", body = User)),
+    responses((status = 200, description = "The user.", body = User)),
     extensions(("x-abilities" = json!(["groups:write"])))
 )]
 async fn assign_body(
@@ -216,7 +216,7 @@ async fn assign_body(
     path = "/v1/groups/{id}/members/{user_id}",
     tag = "groups",
     params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 200, description = "The group.", body = User)),
+    responses((status = 200, description = "The user.", body = User)),
     extensions(("x-abilities" = json!(["groups:write"])))
 )]
 async fn assign(
@@ -232,7 +232,7 @@ async fn assign(
     path = "/v1/groups/{id}/members/{user_id}",
     tag = "groups",
     params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 200, description = "The group.", body = User)),
+    responses((status = 200, description = "The user.", body = User)),
     extensions(("x-abilities" = json!(["groups:write"])))
 )]
 async fn unassign(

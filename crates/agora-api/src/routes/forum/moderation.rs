@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     path = "/v1/threads/{id}/spam",
     tag = "moderation",
     params(("id" = String, Path)),
-    responses((status = 200, description = "The thread.", body = SpamFlag)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
     extensions(("x-abilities" = json!(["moderation:write"])))
 )]
 async fn flag_thread(
@@ -53,7 +53,7 @@ async fn flag_thread(
     path = "/v1/threads/{id}/spam",
     tag = "moderation",
     params(("id" = String, Path)),
-    responses((status = 200, description = "The thread.", body = SpamFlag)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
     extensions(("x-abilities" = json!(["moderation:write"])))
 )]
 async fn unflag_thread(
@@ -69,7 +69,7 @@ async fn unflag_thread(
     path = "/v1/posts/{id}/spam",
     tag = "moderation",
     params(("id" = String, Path)),
-    responses((status = 200, description = "The post.", body = SpamFlag)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
     extensions(("x-abilities" = json!(["moderation:write"])))
 )]
 async fn flag_post(
@@ -85,7 +85,7 @@ async fn flag_post(
     path = "/v1/posts/{id}/spam",
     tag = "moderation",
     params(("id" = String, Path)),
-    responses((status = 200, description = "The post.", body = SpamFlag)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
     extensions(("x-abilities" = json!(["moderation:write"])))
 )]
 async fn unflag_post(

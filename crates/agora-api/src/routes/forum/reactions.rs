@@ -86,7 +86,7 @@ async fn add(
     tag = "reactions",
     params(("id" = String, Path)),
     request_body(content = Option<ReactionInput>, description = "Optional."),
-    responses((status = 200, description = "The post.", body = Reaction)),
+    responses((status = 200, description = "The reaction.", body = Reaction)),
     extensions(("x-abilities" = json!(["posts:write"])))
 )]
 async fn remove(

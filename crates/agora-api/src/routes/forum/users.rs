@@ -497,7 +497,7 @@ async fn logout(
     path = "/v1/presence",
     tag = "users",
     request_body(content = Option<ActAs>, description = "Optional."),
-    responses((status = 200, description = "The presence.", body = User)),
+    responses((status = 200, description = "The user.", body = User)),
     extensions(("x-abilities" = json!(["users:write"])))
 )]
 async fn heartbeat(
