@@ -15,7 +15,7 @@ cargo build --quiet -p agora
 data="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
-admin_key="key_schemathesis_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+admin_key="agora_schemathesis_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 AGORA_ADMIN_KEY="$admin_key" AGORA_DATA_DIR="$data" AGORA_LISTEN="127.0.0.1:$port" \
     AGORA_LOG_FORMAT=text RUST_LOG=warn target/debug/agora serve >"$data/server.log" 2>&1 &
 server=$!

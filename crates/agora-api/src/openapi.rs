@@ -31,8 +31,8 @@ const ASSETS: &str = "/docs/assets";
         title = "Agora",
         description = "A forum that publishes its events as signed webhooks. Every error is \
             answered as `{code, message, status}`. Authenticate with an API key (`Authorization: \
-            Bearer key_…` or `x-api-key: key_…`) or a user session from `POST /v1/auth/login` \
-            (`Authorization: Bearer ses_…`). A key may do what its abilities allow (`admin` \
+            Bearer agora_…` or `x-api-key: agora_…`) or a user session from `POST /v1/auth/login` \
+            (`Authorization: Bearer agora_session_…`). A key may do what its abilities allow (`admin` \
             allows everything, `x:write` includes `x:read`); a session what its user's role \
             allows. Each operation lists the abilities it needs in `x-abilities`.",
         license(name = "MIT")
@@ -109,16 +109,16 @@ pub fn document() -> Value {
     let mut doc = serde_json::to_value(doc).expect("the document serializes");
     doc["components"]["securitySchemes"] = json!({
         "api_key": {
-            "type": "http", "scheme": "bearer", "bearerFormat": "key_…",
-            "description": "An API key, as `Authorization: Bearer key_…`."
+            "type": "http", "scheme": "bearer", "bearerFormat": "agora_…",
+            "description": "An API key, as `Authorization: Bearer agora_…`."
         },
         "api_key_header": {
             "type": "apiKey", "in": "header", "name": "x-api-key",
-            "description": "An API key, as `x-api-key: key_…`."
+            "description": "An API key, as `x-api-key: agora_…`."
         },
         "session": {
-            "type": "http", "scheme": "bearer", "bearerFormat": "ses_…",
-            "description": "A user session from `POST /v1/auth/login`, as `Authorization: Bearer ses_…`."
+            "type": "http", "scheme": "bearer", "bearerFormat": "agora_session_…",
+            "description": "A user session from `POST /v1/auth/login`, as `Authorization: Bearer agora_session_…`."
         }
     });
     doc["security"] = json!([{"api_key": []}, {"api_key_header": []}, {"session": []}]);

@@ -156,7 +156,7 @@ pub struct NewApiKeyAnswer {
     pub name: String,
     /// `admin` or `{resource}:read|write`.
     pub abilities: Vec<String>,
-    /// The secret value: send it as `Authorization: Bearer …` or `x-api-key`.
+    /// The secret value, `agora_…`: send it as `Authorization: Bearer …` or `x-api-key`.
     pub key: String,
 }
 
@@ -184,10 +184,10 @@ pub struct ApiKeyList {
     pub next_cursor: Option<String>,
 }
 
-/// A session: send the token as `Authorization: Bearer ses_…`.
+/// A session: send the token as `Authorization: Bearer agora_session_…`.
 #[derive(Serialize, ToSchema)]
 pub struct SessionAnswer {
-    /// `ses_…`.
+    /// `agora_session_…`.
     pub token: String,
     /// `Bearer`.
     pub token_type: String,
