@@ -36,6 +36,7 @@ struct ListQuery {
     event: Option<String>,
 }
 
+/// A webhook's delivery log, newest first.
 #[utoipa::path(
     get,
     path = "/v1/webhooks/{id}/deliveries",
@@ -95,6 +96,7 @@ async fn load_delivery(
     Ok(found)
 }
 
+/// One delivery with every attempt.
 #[utoipa::path(
     get,
     path = "/v1/deliveries/{id}",
@@ -115,6 +117,7 @@ async fn read(
     Ok(axum::Json(body))
 }
 
+/// Deliver again now, with the same `webhook-id`.
 #[utoipa::path(
     post,
     path = "/v1/deliveries/{id}/redeliver",

@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(publish_batch))
 }
 
+/// The event catalog: built-in and registered types, with schemas.
 #[utoipa::path(
     get,
     path = "/v1/event-types",
@@ -68,6 +69,7 @@ struct NewType {
     schema: Option<Value>,
 }
 
+/// Register a custom event type.
 #[utoipa::path(
     post,
     path = "/v1/event-types",
@@ -142,6 +144,7 @@ struct NewEvent {
 /// The most events one batch may carry.
 const MAX_BATCH: usize = 1000;
 
+/// Publish a custom event.
 #[utoipa::path(
     post,
     path = "/v1/events",

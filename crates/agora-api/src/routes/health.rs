@@ -48,6 +48,7 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"status": "ready"})))
 }
 
+/// Whether the process is up and its database answers.
 #[utoipa::path(
     get,
     path = "/healthz",

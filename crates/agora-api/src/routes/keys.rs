@@ -30,6 +30,7 @@ struct NewKey {
     abilities: Vec<String>,
 }
 
+/// Create an API key with abilities.
 #[utoipa::path(
     post,
     path = "/v1/api-keys",
@@ -65,6 +66,7 @@ async fn create(
     ))
 }
 
+/// List the API keys.
 #[utoipa::path(
     get,
     path = "/v1/api-keys",

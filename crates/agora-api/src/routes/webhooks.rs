@@ -56,6 +56,7 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResu
     }
 }
 
+/// Register a webhook.
 #[utoipa::path(
     post,
     path = "/v1/webhooks",
@@ -78,6 +79,7 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(with_secret(&w))))
 }
 
+/// List your webhooks (an admin key sees all).
 #[utoipa::path(
     get,
     path = "/v1/webhooks",
@@ -104,6 +106,7 @@ async fn list(
     })))
 }
 
+/// Read a webhook.
 #[utoipa::path(
     get,
     path = "/v1/webhooks/{id}",
@@ -121,6 +124,7 @@ async fn read(
     Ok(axum::Json(view(&load(&state, &caller, &id).await?)))
 }
 
+/// Change some fields of a webhook.
 #[utoipa::path(
     patch,
     path = "/v1/webhooks/{id}",
@@ -139,6 +143,7 @@ async fn patch(
     update(state, caller, id, input, Mode::Patch).await
 }
 
+/// Replace a webhook (fields left out are reset).
 #[utoipa::path(
     put,
     path = "/v1/webhooks/{id}",
@@ -172,6 +177,7 @@ async fn update(
     Ok(axum::Json(view(&w)))
 }
 
+/// Delete a webhook.
 #[utoipa::path(
     delete,
     path = "/v1/webhooks/{id}",
@@ -197,6 +203,7 @@ struct TestInput {
     event: Option<String>,
 }
 
+/// Send one signed `webhook.test` delivery now and answer its outcome.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/{id}/test",
@@ -282,6 +289,7 @@ async fn test(
     Ok(axum::Json(answer))
 }
 
+/// Rotate the signing secret; the old one keeps signing for the grace period.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/{id}/rotate-secret",
@@ -318,6 +326,7 @@ struct RecoverInput {
     since: String,
 }
 
+/// Queue again every failed or exhausted delivery since a time.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/{id}/recover",

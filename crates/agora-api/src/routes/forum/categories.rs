@@ -74,6 +74,7 @@ fn parse(input: CategoryInput, before: Option<&Category>) -> ApiResult<CategoryF
 
 const SLUG_TAKEN: &str = "another category already has that slug";
 
+/// Create a category.
 #[utoipa::path(
     post,
     path = "/v1/categories",
@@ -102,6 +103,7 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(category)))
 }
 
+/// List categories.
 #[utoipa::path(
     get,
     path = "/v1/categories",
@@ -128,6 +130,7 @@ async fn list(
     })))
 }
 
+/// Read a category.
 #[utoipa::path(
     get,
     path = "/v1/categories/{id}",
@@ -150,6 +153,7 @@ async fn read(
     )?))
 }
 
+/// Change a category.
 #[utoipa::path(
     patch,
     path = "/v1/categories/{id}",
@@ -181,6 +185,7 @@ async fn update(
     Ok(axum::Json(category))
 }
 
+/// Delete a category.
 #[utoipa::path(
     delete,
     path = "/v1/categories/{id}",
@@ -216,6 +221,7 @@ struct Join {
     user_id: Option<String>,
 }
 
+/// Join a category.
 #[utoipa::path(
     post,
     path = "/v1/categories/{id}/members",
@@ -256,6 +262,7 @@ async fn join(
     Ok((status, axum::Json(membership)))
 }
 
+/// List a category's members.
 #[utoipa::path(
     get,
     path = "/v1/categories/{id}/members",
@@ -279,6 +286,7 @@ async fn members(
     Ok(axum::Json(Page::new(items, limit, |m| m.user.id.clone())))
 }
 
+/// Leave a category.
 #[utoipa::path(
     delete,
     path = "/v1/categories/{id}/members/{user_id}",

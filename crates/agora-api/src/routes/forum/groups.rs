@@ -66,6 +66,7 @@ fn parse(input: GroupInput, before: Option<&Group>) -> ApiResult<GroupFields> {
 
 const NAME_TAKEN: &str = "another group already has that name";
 
+/// Create a group.
 #[utoipa::path(
     post,
     path = "/v1/groups",
@@ -94,6 +95,7 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(group)))
 }
 
+/// List groups.
 #[utoipa::path(
     get,
     path = "/v1/groups",
@@ -114,6 +116,7 @@ async fn list(
     Ok(axum::Json(Page::new(items, limit, |g| g.id.clone())))
 }
 
+/// Read a group.
 #[utoipa::path(
     get,
     path = "/v1/groups/{id}",
@@ -133,6 +136,7 @@ async fn read(
     Ok(axum::Json(found(rows::get(&mut conn, &id).await, "group")?))
 }
 
+/// Change a group.
 #[utoipa::path(
     patch,
     path = "/v1/groups/{id}",
@@ -164,6 +168,7 @@ async fn update(
     Ok(axum::Json(group))
 }
 
+/// Delete a group.
 #[utoipa::path(
     delete,
     path = "/v1/groups/{id}",
@@ -193,6 +198,7 @@ struct Assign {
     user_id: String,
 }
 
+/// Put a user (named in the body) in this group.
 #[utoipa::path(
     post,
     path = "/v1/groups/{id}/members",
@@ -211,6 +217,7 @@ async fn assign_body(
     set_group(state, caller, id, input.user_id, true).await
 }
 
+/// Put a user in this group.
 #[utoipa::path(
     put,
     path = "/v1/groups/{id}/members/{user_id}",
@@ -227,6 +234,7 @@ async fn assign(
     set_group(state, caller, id, user_id, true).await
 }
 
+/// Take a user out of this group.
 #[utoipa::path(
     delete,
     path = "/v1/groups/{id}/members/{user_id}",

@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve))
 }
 
+/// Flag a thread as spam.
 #[utoipa::path(
     post,
     path = "/v1/threads/{id}/spam",
@@ -48,6 +49,7 @@ async fn flag_thread(
     spam(s, c, ContentType::Thread, id, true).await
 }
 
+/// Clear a thread of the spam flag.
 #[utoipa::path(
     delete,
     path = "/v1/threads/{id}/spam",
@@ -64,6 +66,7 @@ async fn unflag_thread(
     spam(s, c, ContentType::Thread, id, false).await
 }
 
+/// Flag a post as spam.
 #[utoipa::path(
     post,
     path = "/v1/posts/{id}/spam",
@@ -80,6 +83,7 @@ async fn flag_post(
     spam(s, c, ContentType::Post, id, true).await
 }
 
+/// Clear a post of the spam flag.
 #[utoipa::path(
     delete,
     path = "/v1/posts/{id}/spam",
@@ -230,6 +234,7 @@ struct ListQuery {
     status: Option<String>,
 }
 
+/// List reports.
 #[utoipa::path(
     get,
     path = "/v1/reports",
@@ -294,6 +299,7 @@ struct Resolution {
     resolution: String,
 }
 
+/// Resolve a report.
 #[utoipa::path(
     post,
     path = "/v1/reports/{id}/resolve",

@@ -53,6 +53,7 @@ struct NewPostInput {
     user_id: Option<String>,
 }
 
+/// Reply in a thread.
 #[utoipa::path(
     post,
     path = "/v1/threads/{id}/posts",
@@ -122,6 +123,7 @@ struct ListQuery {
     include_spam: bool,
 }
 
+/// List a thread's replies.
 #[utoipa::path(
     get,
     path = "/v1/threads/{id}/posts",
@@ -158,6 +160,7 @@ async fn list(
     Ok(axum::Json(Page::new(posts, limit, |p| p.id.clone())))
 }
 
+/// Read a reply.
 #[utoipa::path(
     get,
     path = "/v1/posts/{id}",
@@ -182,6 +185,7 @@ struct PostChange {
     body: String,
 }
 
+/// Edit a reply.
 #[utoipa::path(
     patch,
     path = "/v1/posts/{id}",
@@ -210,6 +214,7 @@ async fn update(
     Ok(axum::Json(post))
 }
 
+/// Delete a reply.
 #[utoipa::path(
     delete,
     path = "/v1/posts/{id}",

@@ -34,6 +34,7 @@ struct ReactionInput {
     user_id: Option<String>,
 }
 
+/// React to a post.
 #[utoipa::path(
     post,
     path = "/v1/posts/{id}/reactions",
@@ -80,6 +81,7 @@ async fn add(
     Ok((status, axum::Json(reaction)))
 }
 
+/// Take a reaction back.
 #[utoipa::path(
     delete,
     path = "/v1/posts/{id}/reactions",
@@ -110,6 +112,7 @@ async fn remove(
     Ok(axum::Json(reaction))
 }
 
+/// List a post's reactions.
 #[utoipa::path(
     get,
     path = "/v1/posts/{id}/reactions",

@@ -47,6 +47,7 @@ fn name(n: &str) -> ApiResult<String> {
 
 const NAME_TAKEN: &str = "another tag already has that name";
 
+/// Create a tag.
 #[utoipa::path(
     post,
     path = "/v1/tags",
@@ -76,6 +77,7 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(tag)))
 }
 
+/// List tags.
 #[utoipa::path(
     get,
     path = "/v1/tags",
@@ -96,6 +98,7 @@ async fn list(
     Ok(axum::Json(Page::new(items, limit, |t| t.id.clone())))
 }
 
+/// Read a tag.
 #[utoipa::path(
     get,
     path = "/v1/tags/{id}",
@@ -115,6 +118,7 @@ async fn read(
     Ok(axum::Json(found(rows::get(&mut conn, &id).await, "tag")?))
 }
 
+/// Change a tag.
 #[utoipa::path(
     patch,
     path = "/v1/tags/{id}",
@@ -147,6 +151,7 @@ async fn update(
     Ok(axum::Json(tag))
 }
 
+/// Delete a tag.
 #[utoipa::path(
     delete,
     path = "/v1/tags/{id}",

@@ -92,6 +92,7 @@ struct NewThreadInput {
     user_id: Option<String>,
 }
 
+/// Start a thread.
 #[utoipa::path(
     post,
     path = "/v1/threads",
@@ -143,6 +144,7 @@ struct ListQuery {
     include_spam: bool,
 }
 
+/// List threads.
 #[utoipa::path(
     get,
     path = "/v1/threads",
@@ -195,6 +197,7 @@ async fn list(
     })))
 }
 
+/// Read a thread.
 #[utoipa::path(
     get,
     path = "/v1/threads/{id}",
@@ -225,6 +228,7 @@ struct ThreadChange {
     tags: Option<Vec<String>>,
 }
 
+/// Change a thread's title, body or tags.
 #[utoipa::path(
     patch,
     path = "/v1/threads/{id}",
@@ -282,6 +286,7 @@ async fn update(
     Ok(axum::Json(thread))
 }
 
+/// Delete a thread.
 #[utoipa::path(
     delete,
     path = "/v1/threads/{id}",
@@ -328,6 +333,7 @@ async fn mark(
     Ok(axum::Json(thread))
 }
 
+/// Pin a thread (moderators).
 #[utoipa::path(
     post,
     path = "/v1/threads/{id}/pin",
@@ -344,6 +350,7 @@ async fn pin(
     mark(s, c, id, Mark::Pinned, true, "thread.pinned").await
 }
 
+/// Unpin a thread (moderators).
 #[utoipa::path(
     delete,
     path = "/v1/threads/{id}/pin",
@@ -360,6 +367,7 @@ async fn unpin(
     mark(s, c, id, Mark::Pinned, false, "thread.unpinned").await
 }
 
+/// Lock a thread (moderators).
 #[utoipa::path(
     post,
     path = "/v1/threads/{id}/lock",
@@ -376,6 +384,7 @@ async fn lock(
     mark(s, c, id, Mark::Locked, true, "thread.locked").await
 }
 
+/// Unlock a thread (moderators).
 #[utoipa::path(
     delete,
     path = "/v1/threads/{id}/lock",
@@ -398,6 +407,7 @@ struct MoveInput {
     category_id: String,
 }
 
+/// Move a thread to another category (moderators).
 #[utoipa::path(
     post,
     path = "/v1/threads/{id}/move",

@@ -66,6 +66,7 @@ struct Registration {
     location: Option<String>,
 }
 
+/// Register a user.
 #[utoipa::path(
     post,
     path = "/v1/users",
@@ -135,6 +136,7 @@ async fn register(
     Ok((StatusCode::CREATED, axum::Json(shown(&caller, user))))
 }
 
+/// List users.
 #[utoipa::path(
     get,
     path = "/v1/users",
@@ -159,6 +161,7 @@ async fn list(
     }))
 }
 
+/// Read a user.
 #[utoipa::path(
     get,
     path = "/v1/users/{id}",
@@ -190,6 +193,7 @@ struct ProfileChange {
     location: Option<String>,
 }
 
+/// Change a user's profile.
 #[utoipa::path(
     patch,
     path = "/v1/users/{id}",
@@ -281,6 +285,7 @@ async fn update(
     Ok(axum::Json(shown(&caller, user)))
 }
 
+/// Delete a user.
 #[utoipa::path(
     delete,
     path = "/v1/users/{id}",
@@ -316,6 +321,7 @@ struct ActAs {
     user_id: Option<String>,
 }
 
+/// Follow a user.
 #[utoipa::path(
     post,
     path = "/v1/users/{id}/follow",
@@ -334,6 +340,7 @@ async fn follow(
     change_follow(state, caller, id, body, true).await
 }
 
+/// Stop following a user.
 #[utoipa::path(
     delete,
     path = "/v1/users/{id}/follow",
@@ -458,6 +465,7 @@ async fn login(
     })))
 }
 
+/// End the session that sends this request.
 #[utoipa::path(
     post,
     path = "/v1/auth/logout",
