@@ -6,6 +6,8 @@
 //!   deliveries, and the settings handlers need.
 //! - [`router`]: every route; [`serve()`] runs it on a listener until shutdown.
 //! - `error`, `extract`, `pagination`: the error shape, extractors that answer in it, lists.
+//! - [`api`], [`openapi`], [`schemas`]: every operation with its annotation; the OpenAPI
+//!   document built from them and the /docs page; the schemas of answers built as JSON.
 //! - [`ratelimit`]: per-key and per-user request limits, checked when a request authenticates.
 //! - [`login`]: login attempt limits and the bounded password hashing pool.
 //! - [`metrics`]: requests by route and status with their latency, and `GET /metrics`.
@@ -26,10 +28,12 @@ pub mod extract;
 pub mod idempotency;
 pub mod login;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod ratelimit;
 pub mod readiness;
 pub mod request_id;
+pub mod schemas;
 pub mod server;
 pub mod stream;
 
@@ -40,6 +44,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
 
 use agora_core::dispatcher::Sender;
 use agora_core::target::TargetPolicy;
@@ -77,26 +82,46 @@ pub struct AppState {
     pub stream: stream::StreamHub,
 }
 
-/// Every route of the API. Every error, the router's own included (405, 413, undecodable
-/// paths), is answered in the contract's shape; [`serve()`] gives hyper's own answers to
-/// requests it cannot parse (400, 414, 431) the same shape.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every operation of the API with its OpenAPI annotation: the router serves exactly what the
+/// document ([`openapi::document`]) describes. A new route is added through its module's
+/// `routes!` list, never with a bare `.route`.
+pub fn api() -> OpenApiRouter<AppState> {
+    administrative().merge(idempotent())
+}
+
+/// The operations that honour `Idempotency-Key`: publishing events and the forum's writes.
+fn idempotent() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::events::routes())
+        .merge(routes::forum::routes())
+}
+
+/// Every other operation: webhooks, deliveries, keys, the audit log, the stream, health,
+/// metrics and the document itself.
+fn administrative() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(routes::health::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::deliveries::routes())
         .merge(routes::keys::routes())
         .merge(routes::audit::routes())
         .merge(routes::stream::routes())
-        .merge(
-            routes::events::routes()
-                .merge(routes::forum::routes())
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    idempotency::guard,
-                )),
-        )
         .merge(metrics::routes())
+        .merge(openapi::routes())
+}
+
+/// Every route of the API, and the reference page at `/docs`. Every error, the router's own
+/// included (405, 413, undecodable paths), is answered in the contract's shape; [`serve()`]
+/// gives hyper's own answers to requests it cannot parse (400, 414, 431) the same shape.
+pub fn router(state: AppState) -> Router {
+    let (administrative, _) = administrative().split_for_parts();
+    let (idempotent, _) = idempotent().split_for_parts();
+    administrative
+        .merge(idempotent.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::guard,
+        )))
+        .merge(openapi::page())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::in_contract_shape))

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 
 /// List parameters common to every list endpoint.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 250, default 50.
     pub limit: Option<i64>,
@@ -28,7 +29,7 @@ impl PageQuery {
 }
 
 /// One page of a list.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items.
     pub data: Vec<T>,

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 /// A user as embedded in threads, posts and reactions: enough to show a byline.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Author {
     /// `usr_…`.
@@ -27,7 +27,7 @@ pub struct Author {
 }
 
 /// A group as embedded in a user.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct GroupRef {
     /// `grp_…`.
@@ -37,7 +37,7 @@ pub struct GroupRef {
 }
 
 /// A registered user.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct User {
     /// `usr_…`.
@@ -76,7 +76,7 @@ pub struct User {
 }
 
 /// A user group; its flags make its members moderators or admins.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Group {
     /// `grp_…`.
@@ -98,7 +98,7 @@ pub struct Group {
 }
 
 /// A category as embedded in a thread.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct CategoryRef {
     /// `cat_…`.
@@ -110,7 +110,7 @@ pub struct CategoryRef {
 }
 
 /// A category (a forum, a space): threads live in one.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Category {
     /// `cat_…`.
@@ -134,7 +134,7 @@ pub struct Category {
 }
 
 /// A user's membership of a category, the data of `category.member_joined` and `_left`.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Membership {
     /// The category.
@@ -146,7 +146,7 @@ pub struct Membership {
 }
 
 /// A tag as embedded in a thread.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct TagRef {
     /// `tag_…`.
@@ -156,7 +156,7 @@ pub struct TagRef {
 }
 
 /// A tag threads can carry.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Tag {
     /// `tag_…`.
@@ -172,7 +172,7 @@ pub struct Tag {
 }
 
 /// The newest reply of a thread, as embedded in it.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct LatestPost {
     /// `pst_…`.
@@ -184,7 +184,7 @@ pub struct LatestPost {
 }
 
 /// A thread (a topic, a feed post): a title, an opening body, and replies.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Thread {
     /// `thr_…`.
@@ -226,7 +226,7 @@ pub struct Thread {
 }
 
 /// A reply in a thread.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Post {
     /// `pst_…`.
@@ -256,7 +256,7 @@ pub struct Post {
 }
 
 /// One user's reaction of one kind to one post.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Reaction {
     /// `rxn_…`.
@@ -276,7 +276,7 @@ pub struct Reaction {
 }
 
 /// What a moderation action or report is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ContentType {
     /// A thread.
@@ -309,7 +309,7 @@ impl ContentType {
 }
 
 /// A spam flag set or cleared: the data of `content.flagged_spam` and `_unflagged_spam`.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SpamFlag {
     /// `thread` or `post`.
@@ -329,7 +329,7 @@ pub struct SpamFlag {
 }
 
 /// A report's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportStatus {
     /// Waiting for a moderator.
@@ -339,7 +339,7 @@ pub enum ReportStatus {
 }
 
 /// A report against a thread, post or user.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Report {
     /// `rpt_…`.
@@ -365,7 +365,7 @@ pub struct Report {
 }
 
 /// One user following another: the data of `user.followed` and `user.unfollowed`.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Follow {
     /// Who follows.

@@ -72,24 +72,52 @@ pub struct Webhook {
 /// The webhook as the API shows it and as `webhook.*` events carry it: everything but secrets.
 /// Custom header values whose names suggest a credential are write-only: shown as
 /// `[redacted]` (and a value given back as `[redacted]` keeps the stored one).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Webhook)]
 pub struct WebhookView<'a> {
+    /// `wh_…`.
+    #[schema(value_type = String)]
     id: &'a WebhookId,
+    /// The API key that created it and owns it; `null` for webhooks made by the operator.
+    #[schema(value_type = Option<String>)]
     owner_key_id: &'a Option<ApiKeyId>,
+    /// A label for people.
+    #[schema(value_type = Option<String>)]
     name: &'a Option<String>,
+    /// What it is for.
+    #[schema(value_type = Option<String>)]
     description: &'a Option<String>,
+    /// Where deliveries go.
+    #[schema(value_type = String)]
     url: std::borrow::Cow<'a, str>,
+    /// Event patterns: exact names, `resource.*`, or `*`.
+    #[schema(value_type = Vec<String>)]
     events: &'a [EventPattern],
+    /// Custom headers sent with every delivery; credential-like values read `[redacted]`.
+    #[schema(value_type = BTreeMap<String, String>)]
     headers: BTreeMap<&'a str, &'a str>,
+    /// Retries after the first attempt.
     retry_count: i64,
+    /// Per-attempt timeout.
     timeout_ms: i64,
+    /// Whether it receives deliveries.
     status: WebhookStatus,
+    /// Why the system disabled it, when it did.
+    #[schema(value_type = Option<String>)]
     disabled_reason: &'a Option<String>,
+    /// Category and tag restriction.
+    #[schema(value_type = Option<WebhookFilter>)]
     filter: &'a Option<WebhookFilter>,
+    /// The body format.
     format: Format,
+    /// Created (RFC 3339).
     created_at: String,
+    /// Last changed (RFC 3339).
     updated_at: String,
+    /// The last attempt's time.
     last_triggered_at: Option<String>,
+    /// The last attempt's failure, cleared by a success.
+    #[schema(value_type = Option<String>)]
     last_error: &'a Option<String>,
 }
 

@@ -3,10 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::DeliveryId;
 use agora_forum::abilities::{Ability, Resource};
@@ -19,15 +19,16 @@ use crate::pagination::Page;
 use crate::routes::webhooks::load;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks/{id}/deliveries", get(list))
-        .route("/v1/deliveries/{id}", get(read))
-        .route("/v1/deliveries/{id}/redeliver", post(redeliver))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read))
+        .routes(routes!(redeliver))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -35,6 +36,15 @@ struct ListQuery {
     event: Option<String>,
 }
 
+/// A webhook's delivery log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    tag = "deliveries",
+    params(("id" = String, Path), ListQuery),
+    responses((status = 200, description = "One page of deliveries, newest first.", body = Page<agora_store::deliveries::Delivery>)),
+    extensions(("x-abilities" = json!(["webhooks:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +96,15 @@ async fn load_delivery(
     Ok(found)
 }
 
+/// One delivery with every attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}",
+    tag = "deliveries",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The delivery and its attempts.", body = crate::schemas::DeliveryDetail)),
+    extensions(("x-abilities" = json!(["webhooks:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +125,15 @@ async fn read(
     Ok(axum::Json(body))
 }
 
+/// Deliver again now, with the same `webhook-id`.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{id}/redeliver",
+    tag = "deliveries",
+    params(("id" = String, Path)),
+    responses((status = 202, description = "Queued again.", body = crate::schemas::Redelivery)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,10 +4,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::event::{Event, EventType};
 use agora_forum::abilities::{Ability, Resource};
@@ -20,14 +20,23 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/event-types", get(list_types).post(register_type))
-        .route("/v1/events", post(publish).get(super::history::list))
-        .route("/v1/events/{id}", get(super::history::read))
-        .route("/v1/events/batch", post(publish_batch))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_types, register_type))
+        .routes(routes!(publish, super::history::list))
+        .routes(routes!(super::history::read))
+        .routes(routes!(publish_batch))
+}
 }
 
+/// The event catalog: built-in and registered types, with schemas.
+#[utoipa::path(
+    get,
+    path = "/v1/event-types",
+    tag = "events",
+    responses((status = 200, description = "Built-in and registered event types.", body = crate::schemas::EventTypeList)),
+    extensions(("x-abilities" = json!([])))
+)]
 async fn list_types(
     State(state): State<AppState>,
     _caller: Caller,
@@ -56,7 +65,7 @@ async fn list_types(
     Ok(axum::Json(json!({ "data": data, "next_cursor": null })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewType {
     name: String,
@@ -64,6 +73,15 @@ struct NewType {
     schema: Option<Value>,
 }
 
+/// Register a custom event type.
+#[utoipa::path(
+    post,
+    path = "/v1/event-types",
+    tag = "events",
+    request_body = NewType,
+    responses((status = 201, description = "Registered.", body = crate::schemas::EventTypeInfo)),
+    extensions(("x-abilities" = json!(["events:write"])))
+)]
 async fn register_type(
     State(state): State<AppState>,
     caller: Caller,
@@ -118,7 +136,7 @@ async fn register_type(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEvent {
     #[serde(rename = "type")]
@@ -130,6 +148,15 @@ struct NewEvent {
 /// The most events one batch may carry.
 const MAX_BATCH: usize = 1000;
 
+/// Publish a custom event.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    request_body = NewEvent,
+    responses((status = 202, description = "Recorded, with its deliveries queued.", body = crate::schemas::PublishedEvent)),
+    extensions(("x-abilities" = json!(["events:write"])))
+)]
 async fn publish(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,13 +210,21 @@ fn json_answer((status, body): (u16, String)) -> impl IntoResponse {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEvents {
     events: Vec<NewEvent>,
 }
 
 /// Publishes up to 1,000 custom events in one transaction: all are recorded, or none.
+#[utoipa::path(
+    post,
+    path = "/v1/events/batch",
+    tag = "events",
+    request_body = NewEvents,
+    responses((status = 202, description = "All recorded, with their deliveries queued.", body = crate::schemas::PublishedEvents)),
+    extensions(("x-abilities" = json!(["events:write"])))
+)]
 async fn publish_batch(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,21 +3,30 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
 }
 
 /// 200 when the node should get traffic, else 503 in the contract's error shape, saying why;
 /// draining is answered first, without touching the database.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses((status = 200, description = "The node should get traffic.", body = crate::schemas::Ready)),
+    security(()),
+    extensions(("x-abilities" = json!([])))
+)]
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let unavailable = |code, message| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message);
     if state.readiness.draining() {
@@ -39,6 +48,15 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"status": "ready"})))
 }
 
+/// Whether the process is up and its database answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process is up and its database answers.", body = crate::schemas::Health), (status = 503, description = "The database does not answer.", body = crate::schemas::Health)),
+    security(()),
+    extensions(("x-abilities" = json!([])))
+)]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))),

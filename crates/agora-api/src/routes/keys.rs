@@ -3,10 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::ApiKeyId;
 use agora_forum::abilities::{Abilities, Ability};
@@ -17,19 +17,28 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Json, PeerAddr};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/api-keys", post(create).get(list))
-        .route("/v1/api-keys/{id}", delete(revoke))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
     name: String,
     abilities: Vec<String>,
 }
 
+/// Create an API key with abilities.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    request_body = NewKey,
+    responses((status = 201, description = "Created; the key is shown this once.", body = crate::schemas::NewApiKeyAnswer)),
+    extensions(("x-abilities" = json!(["admin"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -58,6 +67,14 @@ async fn create(
     ))
 }
 
+/// List the API keys.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    responses((status = 200, description = "Every API key.", body = crate::schemas::ApiKeyList)),
+    extensions(("x-abilities" = json!(["admin"])))
+)]
 async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
     caller.require(Ability::Admin)?;
     let keys = state.store.list_keys().await?;
@@ -78,6 +95,14 @@ async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<impl I
 
 /// Revokes a key at once, and disables its webhooks in the same transaction (see
 /// [`agora_store::Store::revoke_key`]).
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["admin"])))
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,10 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::event::{Event, EventType};
 use agora_core::ids::WebhookId;
@@ -24,16 +24,13 @@ use crate::extract::{optional_body, Caller, Json, PeerAddr, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", post(create).get(list))
-        .route(
-            "/v1/webhooks/{id}",
-            get(read).patch(patch).put(replace).delete(remove),
-        )
-        .route("/v1/webhooks/{id}/test", post(test))
-        .route("/v1/webhooks/{id}/rotate-secret", post(rotate_secret))
-        .route("/v1/webhooks/{id}/recover", post(recover))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, patch, replace, remove))
+        .routes(routes!(test))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(recover))
 }
 
 /// The webhook with its secret, for the one answer that shows it (at creation the secret is
@@ -59,6 +56,15 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResu
     }
 }
 
+/// Register a webhook.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    request_body = WebhookInput,
+    responses((status = 201, description = "Created; the secret is shown this once.", body = crate::schemas::WebhookWithSecret)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -77,6 +83,15 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(with_secret(&w))))
 }
 
+/// List your webhooks (an admin key sees all).
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    tag = "webhooks",
+    params(PageQuery),
+    responses((status = 200, description = "One page of webhooks.", body = Page<agora_store::webhooks::WebhookView>)),
+    extensions(("x-abilities" = json!(["webhooks:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +110,15 @@ async fn list(
     })))
 }
 
+/// Read a webhook.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The webhook.", body = agora_store::webhooks::WebhookView)),
+    extensions(("x-abilities" = json!(["webhooks:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,6 +128,16 @@ async fn read(
     Ok(axum::Json(view(&load(&state, &caller, &id).await?)))
 }
 
+/// Change some fields of a webhook.
+#[utoipa::path(
+    patch,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    request_body = WebhookInput,
+    responses((status = 200, description = "The changed webhook.", body = agora_store::webhooks::WebhookView)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,6 +148,16 @@ async fn patch(
     update(state, caller, peer, id, input, Mode::Patch).await
 }
 
+/// Replace a webhook (fields left out are reset).
+#[utoipa::path(
+    put,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    request_body = WebhookInput,
+    responses((status = 200, description = "The replaced webhook.", body = agora_store::webhooks::WebhookView)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,6 +187,15 @@ async fn update(
     Ok(axum::Json(view(&w)))
 }
 
+/// Delete a webhook.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -158,12 +211,22 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestInput {
     event: Option<String>,
 }
 
+/// Send one signed `webhook.test` delivery now and answer its outcome.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    request_body(content = Option<TestInput>, description = "Optional."),
+    responses((status = 200, description = "The attempt, made and recorded.", body = crate::schemas::TestResult)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn test(
     State(state): State<AppState>,
     caller: Caller,
@@ -236,12 +299,22 @@ async fn test(
 }
 
 /// What a rotation may carry: the new secret, when the client chooses it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RotateInput {
     secret: Option<String>,
 }
 
+/// Rotate the signing secret; the old one keeps signing for the grace period.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    request_body(content = Option<RotateInput>, description = "Optional: the new secret, `whsec_` and the base64 of 24 to 64 bytes; generated when left out."),
+    responses((status = 200, description = "The new secret, shown this once.", body = crate::schemas::RotatedSecret)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -274,12 +347,22 @@ async fn rotate_secret(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecoverInput {
     since: String,
 }
 
+/// Queue again every failed or exhausted delivery since a time.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/recover",
+    tag = "webhooks",
+    params(("id" = String, Path)),
+    request_body = RecoverInput,
+    responses((status = 202, description = "Deliveries queued again.", body = crate::schemas::Recovered)),
+    extensions(("x-abilities" = json!(["webhooks:write"])))
+)]
 async fn recover(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,7 +17,7 @@ use crate::subscription::EventPattern;
 use crate::target::{TargetError, TargetPolicy};
 
 /// The fields a client may send; which are required depends on the [`Mode`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// Where deliveries go.

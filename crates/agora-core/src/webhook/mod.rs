@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use change::{Mode, Vetting, WebhookChange, WebhookInput};
 
 /// Whether a webhook receives deliveries; serialized as the contract's `active` / `inactive`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookStatus {
     /// Receives deliveries.
@@ -39,7 +39,7 @@ impl WebhookStatus {
 }
 
 /// Restricts thread and post events to some categories or tags; empty lists restrict nothing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFilter {
     /// Only events in these categories.

@@ -9,7 +9,7 @@ use super::state::Status;
 use crate::{placeholders, Store, StoreError};
 
 /// One delivery as the log shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// `msg_…`, also the `webhook-id` header.
     pub id: String,
@@ -36,7 +36,7 @@ pub struct Delivery {
 }
 
 /// One attempt as the log shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// `att_…`.
     pub id: String,

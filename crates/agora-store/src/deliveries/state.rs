@@ -12,7 +12,7 @@ use crate::{Store, StoreError, Tx};
 
 /// Where a delivery is in its life. Stored as its [`as_str`](Status::as_str) form, shown so in
 /// the delivery log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Due at `due_at`, never attempted since it was (re)queued.

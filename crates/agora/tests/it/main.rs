@@ -19,6 +19,7 @@ mod idempotency;
 mod listen;
 mod local_commands;
 mod metrics;
+mod openapi;
 mod operations;
 #[cfg(feature = "otlp")]
 mod otlp;

@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
@@ -24,18 +24,15 @@ use crate::extract::{optional_body, Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/categories", post(create).get(list))
-        .route(
-            "/v1/categories/{id}",
-            get(read).patch(update).delete(remove),
-        )
-        .route("/v1/categories/{id}/members", post(join).get(members))
-        .route("/v1/categories/{id}/members/{user_id}", delete(leave))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(join, members))
+        .routes(routes!(leave))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CategoryInput {
     name: Option<String>,
@@ -77,6 +74,15 @@ fn parse(input: CategoryInput, before: Option<&Category>) -> ApiResult<CategoryF
 
 const SLUG_TAKEN: &str = "another category already has that slug";
 
+/// Create a category.
+#[utoipa::path(
+    post,
+    path = "/v1/categories",
+    tag = "categories",
+    request_body = CategoryInput,
+    responses((status = 201, description = "Created.", body = Category)),
+    extensions(("x-abilities" = json!(["categories:write"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,6 +103,15 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(category)))
 }
 
+/// List categories.
+#[utoipa::path(
+    get,
+    path = "/v1/categories",
+    tag = "categories",
+    params(PageQuery),
+    responses((status = 200, description = "One page.", body = Page<Category>)),
+    extensions(("x-abilities" = json!(["categories:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +130,15 @@ async fn list(
     })))
 }
 
+/// Read a category.
+#[utoipa::path(
+    get,
+    path = "/v1/categories/{id}",
+    tag = "categories",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The category.", body = Category)),
+    extensions(("x-abilities" = json!(["categories:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +153,16 @@ async fn read(
     )?))
 }
 
+/// Change a category.
+#[utoipa::path(
+    patch,
+    path = "/v1/categories/{id}",
+    tag = "categories",
+    params(("id" = String, Path)),
+    request_body = CategoryInput,
+    responses((status = 200, description = "The category.", body = Category)),
+    extensions(("x-abilities" = json!(["categories:write"])))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,6 +185,15 @@ async fn update(
     Ok(axum::Json(category))
 }
 
+/// Delete a category.
+#[utoipa::path(
+    delete,
+    path = "/v1/categories/{id}",
+    tag = "categories",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["categories:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,13 +214,23 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Join {
     /// For API keys: who joins.
     user_id: Option<String>,
 }
 
+/// Join a category.
+#[utoipa::path(
+    post,
+    path = "/v1/categories/{id}/members",
+    tag = "categories",
+    params(("id" = String, Path)),
+    request_body(content = Option<Join>, description = "Optional."),
+    responses((status = 201, description = "Joined.", body = Membership), (status = 200, description = "Already a member.", body = Membership)),
+    extensions(("x-abilities" = json!(["categories:write"])))
+)]
 async fn join(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,6 +262,15 @@ async fn join(
     Ok((status, axum::Json(membership)))
 }
 
+/// List a category's members.
+#[utoipa::path(
+    get,
+    path = "/v1/categories/{id}/members",
+    tag = "categories",
+    params(("id" = String, Path), PageQuery),
+    responses((status = 200, description = "One page.", body = Page<Membership>)),
+    extensions(("x-abilities" = json!(["categories:read"])))
+)]
 async fn members(
     State(state): State<AppState>,
     caller: Caller,
@@ -224,6 +286,15 @@ async fn members(
     Ok(axum::Json(Page::new(items, limit, |m| m.user.id.clone())))
 }
 
+/// Leave a category.
+#[utoipa::path(
+    delete,
+    path = "/v1/categories/{id}/members/{user_id}",
+    tag = "categories",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 200, description = "The membership.", body = Membership)),
+    extensions(("x-abilities" = json!(["categories:write"])))
+)]
 async fn leave(
     State(state): State<AppState>,
     caller: Caller,

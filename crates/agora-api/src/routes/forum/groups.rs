@@ -4,9 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
@@ -22,18 +22,15 @@ use crate::extract::{Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/groups", post(create).get(list))
-        .route("/v1/groups/{id}", get(read).patch(update).delete(remove))
-        .route(
-            "/v1/groups/{id}/members/{user_id}",
-            put(assign).delete(unassign),
-        )
-        .route("/v1/groups/{id}/members", post(assign_body))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(assign, unassign))
+        .routes(routes!(assign_body))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupInput {
     name: Option<String>,
@@ -69,6 +66,15 @@ fn parse(input: GroupInput, before: Option<&Group>) -> ApiResult<GroupFields> {
 
 const NAME_TAKEN: &str = "another group already has that name";
 
+/// Create a group.
+#[utoipa::path(
+    post,
+    path = "/v1/groups",
+    tag = "groups",
+    request_body = GroupInput,
+    responses((status = 201, description = "Created.", body = Group)),
+    extensions(("x-abilities" = json!(["groups:write"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -89,6 +95,15 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(group)))
 }
 
+/// List groups.
+#[utoipa::path(
+    get,
+    path = "/v1/groups",
+    tag = "groups",
+    params(PageQuery),
+    responses((status = 200, description = "One page.", body = Page<Group>)),
+    extensions(("x-abilities" = json!(["groups:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +116,15 @@ async fn list(
     Ok(axum::Json(Page::new(items, limit, |g| g.id.clone())))
 }
 
+/// Read a group.
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{id}",
+    tag = "groups",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The group.", body = Group)),
+    extensions(("x-abilities" = json!(["groups:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,6 +136,16 @@ async fn read(
     Ok(axum::Json(found(rows::get(&mut conn, &id).await, "group")?))
 }
 
+/// Change a group.
+#[utoipa::path(
+    patch,
+    path = "/v1/groups/{id}",
+    tag = "groups",
+    params(("id" = String, Path)),
+    request_body = GroupInput,
+    responses((status = 200, description = "The group.", body = Group)),
+    extensions(("x-abilities" = json!(["groups:write"])))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,6 +168,15 @@ async fn update(
     Ok(axum::Json(group))
 }
 
+/// Delete a group.
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{id}",
+    tag = "groups",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["groups:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,12 +192,22 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assign {
     user_id: String,
 }
 
+/// Put a user (named in the body) in this group.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{id}/members",
+    tag = "groups",
+    params(("id" = String, Path)),
+    request_body = Assign,
+    responses((status = 200, description = "The user.", body = User)),
+    extensions(("x-abilities" = json!(["groups:write"])))
+)]
 async fn assign_body(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,6 +217,15 @@ async fn assign_body(
     set_group(state, caller, id, input.user_id, true).await
 }
 
+/// Put a user in this group.
+#[utoipa::path(
+    put,
+    path = "/v1/groups/{id}/members/{user_id}",
+    tag = "groups",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 200, description = "The user.", body = User)),
+    extensions(("x-abilities" = json!(["groups:write"])))
+)]
 async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,6 +234,15 @@ async fn assign(
     set_group(state, caller, id, user_id, true).await
 }
 
+/// Take a user out of this group.
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{id}/members/{user_id}",
+    tag = "groups",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 200, description = "The user.", body = User)),
+    extensions(("x-abilities" = json!(["groups:write"])))
+)]
 async fn unassign(
     State(state): State<AppState>,
     caller: Caller,

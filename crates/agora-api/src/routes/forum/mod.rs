@@ -11,8 +11,8 @@ pub mod tags;
 pub mod threads;
 pub mod users;
 
-use axum::Router;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
 
 use agora_core::ids::has_prefix;
 use agora_forum::input::{self, limits, Invalid};
@@ -47,8 +47,8 @@ pub mod prefix {
 }
 
 /// Every forum route.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(users::routes())
         .merge(categories::routes())
         .merge(groups::routes())

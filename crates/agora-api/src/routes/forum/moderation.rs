@@ -4,9 +4,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::{has_prefix, new_id};
 use agora_core::time::{now_ms, to_rfc3339};
@@ -23,18 +23,24 @@ use crate::extract::{Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/threads/{id}/spam",
-            post(flag_thread).delete(unflag_thread),
-        )
-        .route("/v1/posts/{id}/spam", post(flag_post).delete(unflag_post))
-        .route("/v1/reports", post(report).get(list))
-        .route("/v1/reports/{id}", get(read))
-        .route("/v1/reports/{id}/resolve", post(resolve))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(flag_thread, unflag_thread))
+        .routes(routes!(flag_post, unflag_post))
+        .routes(routes!(report, list))
+        .routes(routes!(read))
+        .routes(routes!(resolve))
 }
 
+/// Flag a thread as spam.
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/spam",
+    tag = "moderation",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
+    extensions(("x-abilities" = json!(["moderation:write"])))
+)]
 async fn flag_thread(
     State(s): State<AppState>,
     c: Caller,
@@ -43,6 +49,15 @@ async fn flag_thread(
     spam(s, c, ContentType::Thread, id, true).await
 }
 
+/// Clear a thread of the spam flag.
+#[utoipa::path(
+    delete,
+    path = "/v1/threads/{id}/spam",
+    tag = "moderation",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
+    extensions(("x-abilities" = json!(["moderation:write"])))
+)]
 async fn unflag_thread(
     State(s): State<AppState>,
     c: Caller,
@@ -51,6 +66,15 @@ async fn unflag_thread(
     spam(s, c, ContentType::Thread, id, false).await
 }
 
+/// Flag a post as spam.
+#[utoipa::path(
+    post,
+    path = "/v1/posts/{id}/spam",
+    tag = "moderation",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
+    extensions(("x-abilities" = json!(["moderation:write"])))
+)]
 async fn flag_post(
     State(s): State<AppState>,
     c: Caller,
@@ -59,6 +83,15 @@ async fn flag_post(
     spam(s, c, ContentType::Post, id, true).await
 }
 
+/// Clear a post of the spam flag.
+#[utoipa::path(
+    delete,
+    path = "/v1/posts/{id}/spam",
+    tag = "moderation",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The spam flag.", body = SpamFlag)),
+    extensions(("x-abilities" = json!(["moderation:write"])))
+)]
 async fn unflag_post(
     State(s): State<AppState>,
     c: Caller,
@@ -115,7 +148,7 @@ async fn spam(
     Ok(axum::Json(flag))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewReport {
     /// `thread`, `post` or `user`.
@@ -147,6 +180,14 @@ async fn target_exists(conn: &mut Conn, target: ContentType, id: &str) -> ApiRes
 }
 
 /// Files a report. Any signed-in user may; API keys need `moderation:write`.
+#[utoipa::path(
+    post,
+    path = "/v1/reports",
+    tag = "moderation",
+    request_body = NewReport,
+    responses((status = 201, description = "Reported.", body = Report)),
+    extensions(("x-abilities" = json!(["moderation:write"])))
+)]
 async fn report(
     State(state): State<AppState>,
     caller: Caller,
@@ -183,8 +224,9 @@ async fn report(
     Ok((StatusCode::CREATED, axum::Json(report)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -192,6 +234,15 @@ struct ListQuery {
     status: Option<String>,
 }
 
+/// List reports.
+#[utoipa::path(
+    get,
+    path = "/v1/reports",
+    tag = "moderation",
+    params(ListQuery),
+    responses((status = 200, description = "One page.", body = Page<Report>)),
+    extensions(("x-abilities" = json!(["moderation:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,6 +271,14 @@ async fn list(
 }
 
 /// One report: moderators see any, a reporter their own.
+#[utoipa::path(
+    get,
+    path = "/v1/reports/{id}",
+    tag = "moderation",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The report.", body = Report)),
+    extensions(("x-abilities" = json!(["moderation:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -234,12 +293,22 @@ async fn read(
     Ok(axum::Json(report))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Resolution {
     resolution: String,
 }
 
+/// Resolve a report.
+#[utoipa::path(
+    post,
+    path = "/v1/reports/{id}/resolve",
+    tag = "moderation",
+    params(("id" = String, Path)),
+    request_body = Resolution,
+    responses((status = 200, description = "The report.", body = Report)),
+    extensions(("x-abilities" = json!(["moderation:write"])))
+)]
 async fn resolve(
     State(state): State<AppState>,
     caller: Caller,

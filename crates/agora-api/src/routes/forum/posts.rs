@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::{has_prefix, new_id};
 use agora_core::time::now_ms;
@@ -25,10 +25,10 @@ use crate::extract::{Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/threads/{id}/posts", get(list).post(create))
-        .route("/v1/posts/{id}", get(read).patch(update).delete(remove))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
 }
 
 /// Where a post's events happen: its thread's category and tags.
@@ -43,7 +43,7 @@ pub(crate) async fn load(conn: &mut Conn, id: &str) -> ApiResult<Post> {
     found(rows::get(conn, id).await, "post")
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPostInput {
     body: String,
@@ -53,6 +53,16 @@ struct NewPostInput {
     user_id: Option<String>,
 }
 
+/// Reply in a thread.
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/posts",
+    tag = "posts",
+    params(("id" = String, Path)),
+    request_body = NewPostInput,
+    responses((status = 201, description = "Created.", body = Post)),
+    extensions(("x-abilities" = json!(["posts:write"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -102,8 +112,9 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(post)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -112,6 +123,15 @@ struct ListQuery {
     include_spam: bool,
 }
 
+/// List a thread's replies.
+#[utoipa::path(
+    get,
+    path = "/v1/threads/{id}/posts",
+    tag = "posts",
+    params(("id" = String, Path), ListQuery),
+    responses((status = 200, description = "One page.", body = Page<Post>)),
+    extensions(("x-abilities" = json!(["posts:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,6 +160,15 @@ async fn list(
     Ok(axum::Json(Page::new(posts, limit, |p| p.id.clone())))
 }
 
+/// Read a reply.
+#[utoipa::path(
+    get,
+    path = "/v1/posts/{id}",
+    tag = "posts",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The post.", body = Post)),
+    extensions(("x-abilities" = json!(["posts:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,12 +179,22 @@ async fn read(
     Ok(axum::Json(load(&mut conn, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PostChange {
     body: String,
 }
 
+/// Edit a reply.
+#[utoipa::path(
+    patch,
+    path = "/v1/posts/{id}",
+    tag = "posts",
+    params(("id" = String, Path)),
+    request_body = PostChange,
+    responses((status = 200, description = "The post.", body = Post)),
+    extensions(("x-abilities" = json!(["posts:write"])))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,6 +214,15 @@ async fn update(
     Ok(axum::Json(post))
 }
 
+/// Delete a reply.
+#[utoipa::path(
+    delete,
+    path = "/v1/posts/{id}",
+    tag = "posts",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["posts:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

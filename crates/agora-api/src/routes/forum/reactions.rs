@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
@@ -21,14 +21,11 @@ use crate::extract::{optional_body, Caller, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/v1/posts/{id}/reactions",
-        get(list).post(add).delete(remove),
-    )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, add, remove))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReactionInput {
     /// `like` when left out.
@@ -37,6 +34,16 @@ struct ReactionInput {
     user_id: Option<String>,
 }
 
+/// React to a post.
+#[utoipa::path(
+    post,
+    path = "/v1/posts/{id}/reactions",
+    tag = "reactions",
+    params(("id" = String, Path)),
+    request_body(content = Option<ReactionInput>, description = "Optional."),
+    responses((status = 201, description = "Added.", body = Reaction), (status = 200, description = "Already there.", body = Reaction)),
+    extensions(("x-abilities" = json!(["posts:write"])))
+)]
 async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,6 +81,16 @@ async fn add(
     Ok((status, axum::Json(reaction)))
 }
 
+/// Take a reaction back.
+#[utoipa::path(
+    delete,
+    path = "/v1/posts/{id}/reactions",
+    tag = "reactions",
+    params(("id" = String, Path)),
+    request_body(content = Option<ReactionInput>, description = "Optional."),
+    responses((status = 200, description = "The reaction.", body = Reaction)),
+    extensions(("x-abilities" = json!(["posts:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +112,15 @@ async fn remove(
     Ok(axum::Json(reaction))
 }
 
+/// List a post's reactions.
+#[utoipa::path(
+    get,
+    path = "/v1/posts/{id}/reactions",
+    tag = "reactions",
+    params(("id" = String, Path), PageQuery),
+    responses((status = 200, description = "One page.", body = Page<Reaction>)),
+    extensions(("x-abilities" = json!(["posts:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

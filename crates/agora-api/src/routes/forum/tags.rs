@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::new_id;
 use agora_core::time::now_ms;
@@ -20,13 +20,13 @@ use crate::extract::{Caller, Json, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tags", post(create).get(list))
-        .route("/v1/tags/{id}", get(read).patch(update).delete(remove))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, remove))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TagInput {
     name: Option<String>,
@@ -47,6 +47,15 @@ fn name(n: &str) -> ApiResult<String> {
 
 const NAME_TAKEN: &str = "another tag already has that name";
 
+/// Create a tag.
+#[utoipa::path(
+    post,
+    path = "/v1/tags",
+    tag = "tags",
+    request_body = TagInput,
+    responses((status = 201, description = "Created.", body = Tag)),
+    extensions(("x-abilities" = json!(["tags:write"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,6 +77,15 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(tag)))
 }
 
+/// List tags.
+#[utoipa::path(
+    get,
+    path = "/v1/tags",
+    tag = "tags",
+    params(PageQuery),
+    responses((status = 200, description = "One page.", body = Page<Tag>)),
+    extensions(("x-abilities" = json!(["tags:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,6 +98,15 @@ async fn list(
     Ok(axum::Json(Page::new(items, limit, |t| t.id.clone())))
 }
 
+/// Read a tag.
+#[utoipa::path(
+    get,
+    path = "/v1/tags/{id}",
+    tag = "tags",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The tag.", body = Tag)),
+    extensions(("x-abilities" = json!(["tags:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,6 +118,16 @@ async fn read(
     Ok(axum::Json(found(rows::get(&mut conn, &id).await, "tag")?))
 }
 
+/// Change a tag.
+#[utoipa::path(
+    patch,
+    path = "/v1/tags/{id}",
+    tag = "tags",
+    params(("id" = String, Path)),
+    request_body = TagInput,
+    responses((status = 200, description = "The tag.", body = Tag)),
+    extensions(("x-abilities" = json!(["tags:write"])))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,6 +151,15 @@ async fn update(
     Ok(axum::Json(tag))
 }
 
+/// Delete a tag.
+#[utoipa::path(
+    delete,
+    path = "/v1/tags/{id}",
+    tag = "tags",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["tags:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::{has_prefix, new_id};
 use agora_core::time::now_ms;
@@ -24,13 +24,13 @@ use crate::extract::{Caller, Json, Principal, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/threads", post(create).get(list))
-        .route("/v1/threads/{id}", get(read).patch(update).delete(remove))
-        .route("/v1/threads/{id}/pin", post(pin).delete(unpin))
-        .route("/v1/threads/{id}/lock", post(lock).delete(unlock))
-        .route("/v1/threads/{id}/move", post(move_thread))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(pin, unpin))
+        .routes(routes!(lock, unlock))
+        .routes(routes!(move_thread))
 }
 
 /// Tags named by id or name, all existing, at most ten.
@@ -80,7 +80,7 @@ fn require_moderator(caller: &Caller) -> ApiResult<()> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewThreadInput {
     title: String,
@@ -92,6 +92,15 @@ struct NewThreadInput {
     user_id: Option<String>,
 }
 
+/// Start a thread.
+#[utoipa::path(
+    post,
+    path = "/v1/threads",
+    tag = "threads",
+    request_body = NewThreadInput,
+    responses((status = 201, description = "Created.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -120,8 +129,9 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(thread)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -134,6 +144,15 @@ struct ListQuery {
     include_spam: bool,
 }
 
+/// List threads.
+#[utoipa::path(
+    get,
+    path = "/v1/threads",
+    tag = "threads",
+    params(ListQuery),
+    responses((status = 200, description = "One page.", body = Page<Thread>)),
+    extensions(("x-abilities" = json!(["threads:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +197,15 @@ async fn list(
     })))
 }
 
+/// Read a thread.
+#[utoipa::path(
+    get,
+    path = "/v1/threads/{id}",
+    tag = "threads",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -192,7 +220,7 @@ async fn read(
     )?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ThreadChange {
     title: Option<String>,
@@ -200,6 +228,16 @@ struct ThreadChange {
     tags: Option<Vec<String>>,
 }
 
+/// Change a thread's title, body or tags.
+#[utoipa::path(
+    patch,
+    path = "/v1/threads/{id}",
+    tag = "threads",
+    params(("id" = String, Path)),
+    request_body = ThreadChange,
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -248,6 +286,15 @@ async fn update(
     Ok(axum::Json(thread))
 }
 
+/// Delete a thread.
+#[utoipa::path(
+    delete,
+    path = "/v1/threads/{id}",
+    tag = "threads",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -286,6 +333,15 @@ async fn mark(
     Ok(axum::Json(thread))
 }
 
+/// Pin a thread (moderators).
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/pin",
+    tag = "threads",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn pin(
     State(s): State<AppState>,
     c: Caller,
@@ -294,6 +350,15 @@ async fn pin(
     mark(s, c, id, Mark::Pinned, true, "thread.pinned").await
 }
 
+/// Unpin a thread (moderators).
+#[utoipa::path(
+    delete,
+    path = "/v1/threads/{id}/pin",
+    tag = "threads",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn unpin(
     State(s): State<AppState>,
     c: Caller,
@@ -302,6 +367,15 @@ async fn unpin(
     mark(s, c, id, Mark::Pinned, false, "thread.unpinned").await
 }
 
+/// Lock a thread (moderators).
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/lock",
+    tag = "threads",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn lock(
     State(s): State<AppState>,
     c: Caller,
@@ -310,6 +384,15 @@ async fn lock(
     mark(s, c, id, Mark::Locked, true, "thread.locked").await
 }
 
+/// Unlock a thread (moderators).
+#[utoipa::path(
+    delete,
+    path = "/v1/threads/{id}/lock",
+    tag = "threads",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn unlock(
     State(s): State<AppState>,
     c: Caller,
@@ -318,12 +401,22 @@ async fn unlock(
     mark(s, c, id, Mark::Locked, false, "thread.unlocked").await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MoveInput {
     category_id: String,
 }
 
+/// Move a thread to another category (moderators).
+#[utoipa::path(
+    post,
+    path = "/v1/threads/{id}/move",
+    tag = "threads",
+    params(("id" = String, Path)),
+    request_body = MoveInput,
+    responses((status = 200, description = "The thread.", body = Thread)),
+    extensions(("x-abilities" = json!(["threads:write"])))
+)]
 async fn move_thread(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,10 +4,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::ids::new_id;
 use agora_core::time::{now_ms, to_rfc3339};
@@ -27,14 +27,14 @@ use crate::AppState;
 /// How long a session token lasts.
 const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", post(register).get(list))
-        .route("/v1/users/{id}", get(read).patch(update).delete(remove))
-        .route("/v1/users/{id}/follow", post(follow).delete(unfollow))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/presence", post(heartbeat))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, list))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(follow, unfollow))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(heartbeat))
 }
 
 /// The user as this caller may see it: the email only for the user, moderators and keys.
@@ -54,7 +54,7 @@ async fn hash_password(state: &AppState, pw: String) -> ApiResult<String> {
     state.login.hash(move || password::hash(&pw)).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
     username: String,
@@ -66,6 +66,15 @@ struct Registration {
     location: Option<String>,
 }
 
+/// Register a user.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    request_body = Registration,
+    responses((status = 201, description = "Registered.", body = User)),
+    extensions(("x-abilities" = json!(["users:write"])))
+)]
 async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,6 +136,15 @@ async fn register(
     Ok((StatusCode::CREATED, axum::Json(shown(&caller, user))))
 }
 
+/// List users.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    params(PageQuery),
+    responses((status = 200, description = "One page of users.", body = Page<User>)),
+    extensions(("x-abilities" = json!(["users:read"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,6 +161,15 @@ async fn list(
     }))
 }
 
+/// Read a user.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The user.", body = User)),
+    extensions(("x-abilities" = json!(["users:read"])))
+)]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,7 +182,7 @@ async fn read(
     Ok(axum::Json(shown(&caller, user)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProfileChange {
     email: Option<String>,
@@ -166,6 +193,16 @@ struct ProfileChange {
     location: Option<String>,
 }
 
+/// Change a user's profile.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "users",
+    params(("id" = String, Path)),
+    request_body = ProfileChange,
+    responses((status = 200, description = "The user.", body = User)),
+    extensions(("x-abilities" = json!(["users:write"])))
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -248,6 +285,15 @@ async fn update(
     Ok(axum::Json(shown(&caller, user)))
 }
 
+/// Delete a user.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!(["users:write"])))
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -268,13 +314,23 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActAs {
     /// For API keys: the user who follows (or heartbeats).
     user_id: Option<String>,
 }
 
+/// Follow a user.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{id}/follow",
+    tag = "users",
+    params(("id" = String, Path)),
+    request_body(content = Option<ActAs>, description = "Optional."),
+    responses((status = 200, description = "The follow.", body = agora_forum::model::Follow)),
+    extensions(("x-abilities" = json!(["users:write"])))
+)]
 async fn follow(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,6 +340,16 @@ async fn follow(
     change_follow(state, caller, id, body, true).await
 }
 
+/// Stop following a user.
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}/follow",
+    tag = "users",
+    params(("id" = String, Path)),
+    request_body(content = Option<ActAs>, description = "Optional."),
+    responses((status = 200, description = "The follow.", body = agora_forum::model::Follow)),
+    extensions(("x-abilities" = json!(["users:write"])))
+)]
 async fn unfollow(
     State(state): State<AppState>,
     caller: Caller,
@@ -332,7 +398,7 @@ async fn change_follow(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     /// Username or email.
@@ -343,6 +409,15 @@ struct Login {
 /// Signs a user in: answers a bearer token that acts as them. No API key needed.
 /// Attempts are limited per account and per address before any hashing, and the hash runs
 /// in the bounded pool (see [`crate::login`]).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "users",
+    request_body = Login,
+    responses((status = 200, description = "Signed in.", body = crate::schemas::SessionAnswer)),
+    security(()),
+    extensions(("x-abilities" = json!([])))
+)]
 async fn login(
     State(state): State<AppState>,
     PeerAddr(peer): PeerAddr,
@@ -390,6 +465,14 @@ async fn login(
     })))
 }
 
+/// End the session that sends this request.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "users",
+    responses((status = 204, description = "Done.")),
+    extensions(("x-abilities" = json!([])))
+)]
 async fn logout(
     State(state): State<AppState>,
     caller: Caller,
@@ -417,6 +500,14 @@ async fn logout(
 
 /// A presence heartbeat: the first after a silence fires `user.online`; the sweeper fires
 /// `user.offline` once they stop.
+#[utoipa::path(
+    post,
+    path = "/v1/presence",
+    tag = "users",
+    request_body(content = Option<ActAs>, description = "Optional."),
+    responses((status = 200, description = "The user.", body = User)),
+    extensions(("x-abilities" = json!(["users:write"])))
+)]
 async fn heartbeat(
     State(state): State<AppState>,
     caller: Caller,
