@@ -90,7 +90,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 }
 
 /// The operations that honour `Idempotency-Key`: publishing events and the forum's writes.
-fn idempotent() -> OpenApiRouter<AppState> {
+pub(crate) fn idempotent() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::events::routes())
         .merge(routes::forum::routes())

@@ -16,6 +16,8 @@ use axum::routing::get;
 use axum::Router;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::Caller;
@@ -41,12 +43,20 @@ pub struct MetricsEndpoint {
     pub token: Option<String>,
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(scrape))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(scrape))
 }
 
-/// Serves the metrics to the holder of the metrics token or of an admin API key; 401 to
-/// anyone else, 404 when this process records none.
+/// Every metric in Prometheus's text format, for the holder of the metrics token
+/// (`AGORA_METRICS_TOKEN`, as `Authorization: Bearer …`) or of an admin API key; 401 to anyone
+/// else, 404 when this process records none.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "Prometheus's text exposition format.", content_type = "text/plain", body = String)),
+    extensions(("x-abilities" = json!(["admin, or the metrics token"])))
+)]
 async fn scrape(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let Some(render) = state.metrics.render.clone() else {
         return Err(ApiError::not_found("route"));

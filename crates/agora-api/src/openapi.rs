@@ -122,20 +122,54 @@ pub fn document() -> Value {
         }
     });
     doc["security"] = json!([{"api_key": []}, {"api_key_header": []}, {"session": []}]);
+    let idempotent = idempotent_operations();
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for item in paths.values_mut() {
-            for op in item
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|i| i.values_mut())
-            {
+        for (path, item) in paths.iter_mut() {
+            for (method, op) in item.as_object_mut().into_iter().flatten() {
                 if let Some(op) = op.as_object_mut() {
                     complete(op);
+                    if idempotent.contains(&(path.clone(), method.clone())) {
+                        op.entry("parameters")
+                            .or_insert_with(|| json!([]))
+                            .as_array_mut()
+                            .expect("parameters are a list")
+                            .push(idempotency_key());
+                    }
                 }
             }
         }
     }
     doc
+}
+
+/// The writes the `Idempotency-Key` guard wraps, as (path, method) pairs of the document.
+fn idempotent_operations() -> Vec<(String, String)> {
+    let (_, doc) = crate::idempotent().split_for_parts();
+    let doc = serde_json::to_value(doc).expect("the document serializes");
+    let mut writes = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in item.as_object().into_iter().flat_map(|i| i.keys()) {
+            if matches!(method.as_str(), "post" | "put" | "patch" | "delete") {
+                writes.push((path.clone(), method.clone()));
+            }
+        }
+    }
+    writes
+}
+
+/// The `Idempotency-Key` header parameter.
+fn idempotency_key() -> Value {
+    json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "A repeat with the same key and body within 24 hours answers the first \
+            answer (with `Idempotent-Replayed: true`) and creates nothing; the same key with \
+            another body answers 422 `idempotency_key_reused`, a repeat while the first still \
+            runs 409 `idempotency_key_in_progress`. At most 255 printable ASCII characters; \
+            keys are per API key or user.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255}
+    })
 }
 
 /// Adds to one operation what all share: `{tag}_{handler}` as its id (handler names repeat

@@ -87,6 +87,10 @@ pub struct DeliveryDetail {
     /// The delivery.
     #[serde(flatten)]
     pub delivery: Delivery,
+    /// Exactly the body its attempts sent and signed (the envelope, or for `slack` and
+    /// `discord` webhooks the formatted message), to replay by hand; `null` once its event
+    /// was pruned.
+    pub body: Option<String>,
     /// Its attempts, oldest first.
     pub attempts: Vec<Attempt>,
 }
@@ -138,6 +142,44 @@ pub struct PublishedEvent {
     pub data: Value,
     /// Deliveries queued for it.
     pub deliveries: i64,
+}
+
+/// A recorded event as the history lists it: the envelope every delivery carries, and when
+/// it was recorded.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedEvent {
+    /// `evt_…`.
+    pub id: String,
+    /// `resource.action`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub timestamp: String,
+    /// The event's data.
+    pub data: Value,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: String,
+}
+
+/// `GET /v1/events`: one page, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedEventList {
+    /// The events.
+    pub data: Vec<RecordedEvent>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/events/{id}`: the event, its exact body and the caller's deliveries of it.
+#[derive(Serialize, ToSchema)]
+pub struct RecordedEventDetail {
+    /// The event.
+    #[serde(flatten)]
+    pub event: RecordedEvent,
+    /// The stored JSON, byte for byte as every delivery of it was signed.
+    pub body: String,
+    /// Its deliveries to the caller's webhooks (every webhook's for an admin key).
+    pub deliveries: Vec<Delivery>,
 }
 
 /// `POST /v1/events/batch`.

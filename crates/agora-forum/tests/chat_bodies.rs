@@ -63,7 +63,14 @@ fn expected_byline(name: &str, kind: DataKind, data: &Value) -> Option<String> {
         DataKind::User if action == "deleted" => None,
         DataKind::User => Some(format!("(by {})", data["username"].as_str()?)),
         DataKind::Follow => Some(format!("(by {})", data["follower"]["username"].as_str()?)),
-        DataKind::Category | DataKind::Group | DataKind::Tag | DataKind::Operational => None,
+        // Administrative events carry the webhook or key, not who changed it (the audit log
+        // has that).
+        DataKind::Category
+        | DataKind::Group
+        | DataKind::Tag
+        | DataKind::Operational
+        | DataKind::Webhook
+        | DataKind::ApiKey => None,
     }
 }
 

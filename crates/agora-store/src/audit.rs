@@ -40,7 +40,7 @@ impl Actor {
 }
 
 /// One record of the audit trail, as `GET /v1/audit-log` answers it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Its id, `aud_…`; ids sort by time.
     pub id: String,
@@ -55,6 +55,7 @@ pub struct AuditRecord {
     /// The id of what it was done to.
     pub target_id: String,
     /// What changed; never a secret or a header value.
+    #[schema(value_type = Object)]
     pub changes: Value,
 }
 

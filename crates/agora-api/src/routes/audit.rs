@@ -3,9 +3,9 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_forum::abilities::Ability;
 use agora_store::audit::{AuditFilter, AuditRecord};
@@ -15,14 +15,17 @@ use crate::extract::{Caller, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/audit-log", get(list))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// 1 to 250 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Only records about this id (a webhook, delivery or key).
     target_id: Option<String>,
@@ -30,7 +33,16 @@ struct ListQuery {
     action: Option<String>,
 }
 
-/// Newest first; `next_cursor` pages to older records.
+/// The audit trail, newest first: who changed which webhook, delivery or key, when, from which
+/// address, and what changed (secrets and header values redacted).
+#[utoipa::path(
+    get,
+    path = "/v1/audit-log",
+    tag = "audit",
+    params(ListQuery),
+    responses((status = 200, description = "One page of records, newest first.", body = crate::pagination::Page<agora_store::audit::AuditRecord>)),
+    extensions(("x-abilities" = json!(["admin"])))
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -27,7 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(super::history::read))
         .routes(routes!(publish_batch))
 }
-}
 
 /// The event catalog: built-in and registered types, with schemas.
 #[utoipa::path(

@@ -23,15 +23,23 @@ use crate::extract::{Caller, Query};
 use crate::pagination::{Page, PageQuery};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// 1 to 250 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only this type (exact).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// Only types matching this pattern (`thread.*`, `*`).
     pattern: Option<String>,
+    /// Recorded at or after (RFC 3339).
     since: Option<String>,
+    /// Recorded before (RFC 3339).
     until: Option<String>,
 }
 
@@ -86,7 +94,15 @@ fn view(event: &StoredEvent) -> ApiResult<Value> {
     Ok(v)
 }
 
-/// `GET /v1/events`: newest first.
+/// The event history, newest first: the events this key may read.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(ListQuery),
+    responses((status = 200, description = "One page of recorded events, newest first.", body = crate::schemas::RecordedEventList)),
+    extensions(("x-abilities" = json!(["the read ability of each event's resource (`threads:read` for `thread.*`), `events:read` for custom events, `webhooks:read` and ownership for `webhook.*`; an API key, not a session"])))
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -110,8 +126,16 @@ pub(crate) async fn list(
     ))
 }
 
-/// `GET /v1/events/{id}`: the envelope, `body` (the stored JSON, byte for byte as signed) and
-/// the deliveries the caller may see, with their states.
+/// One recorded event: its envelope, `body` (the stored JSON, byte for byte as signed) and the
+/// deliveries of it the caller may see, with their states.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The event, its exact body and its deliveries.", body = crate::schemas::RecordedEventDetail)),
+    extensions(("x-abilities" = json!(["the read ability of the event's resource, as for the list; an API key, not a session"])))
+)]
 pub(crate) async fn read(
     State(state): State<AppState>,
     caller: Caller,

@@ -24,11 +24,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use agora_core::event::EventType;
 use agora_core::ids::{has_prefix, EVENT};
@@ -43,12 +43,13 @@ use crate::routes::webhooks::Vet;
 use crate::stream::{StreamHub, Streamed};
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/stream", get(stream))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StreamQuery {
     /// Comma-separated patterns, as a webhook's `events`.
     events: Option<String>,
@@ -59,7 +60,21 @@ pub(crate) struct StreamQuery {
 /// Events read from the store per query while replaying.
 const PAGE: i64 = 500;
 
-/// `GET /v1/stream`.
+/// New events as Server-Sent Events: each message's `id` is the event's id, its `event` the
+/// type, its `data` the envelope a webhook delivery carries. Reconnect with `Last-Event-ID` to
+/// replay what was missed, in order, then live; a consumer that falls too far behind gets a
+/// last `event: error` message (`too_slow`) and is closed.
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    tag = "events",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (`evt_…`)."),
+    ),
+    responses((status = 200, description = "The stream, until the client or the server closes it.", content_type = "text/event-stream", body = String)),
+    extensions(("x-abilities" = json!(["{resource}:read of each pattern's resource (as for a webhook)", "an API key, not a session"])))
+)]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     caller: Caller,
