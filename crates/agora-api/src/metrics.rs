@@ -90,14 +90,12 @@ pub async fn serve_open(
     render: Render,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let scrape_open = get(move || {
+        let render = render.clone();
+        async move { exposition(render()) }
+    });
     let router = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let render = render.clone();
-                async move { exposition(render()) }
-            }),
-        )
+        .route("/metrics", scrape_open)
         .fallback(crate::routes::not_found)
         .layer(axum::middleware::map_response(
             crate::error::in_contract_shape,
