@@ -186,13 +186,19 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     if args.wants("ingest") {
         let nodes = Nodes::start(&args).await?;
-        let single = ingest(&nodes, args.concurrency, args.seconds, 1).await?;
+        let single = ingest(&nodes, args.concurrency, args.seconds, 1, false).await?;
         report.push(Figure::rate(
             "ingest, single events (events/s)",
             single,
             "events/s",
         ));
-        let batched = ingest(&nodes, 8, args.seconds, 100).await?;
+        let keyed = ingest(&nodes, args.concurrency, args.seconds, 1, true).await?;
+        report.push(Figure::rate(
+            "ingest, single events with an Idempotency-Key each (events/s)",
+            keyed,
+            "events/s",
+        ));
+        let batched = ingest(&nodes, 8, args.seconds, 100, false).await?;
         report.push(Figure::rate(
             "ingest, batches of 100 (events/s)",
             batched,

@@ -11,15 +11,23 @@ use crate::nodes::Nodes;
 use crate::receiver::BenchReceiver;
 use crate::{cpu, progress, Throughput, KEY};
 
-/// Events acknowledged per second by `concurrency` clients publishing `batch` events a request.
+/// Events acknowledged per second by `concurrency` clients publishing `batch` events a request;
+/// with `keyed`, each request carries an `Idempotency-Key` of its own, so the price of the
+/// check is the difference from the same run without.
 pub(crate) async fn ingest(
     nodes: &Nodes,
     concurrency: usize,
     seconds: u64,
     batch: usize,
+    keyed: bool,
 ) -> anyhow::Result<f64> {
     progress(&format!(
-        "ingest: {concurrency} clients, {batch} event(s) per request, {seconds} s"
+        "ingest: {concurrency} clients, {batch} event(s) per request, {seconds} s{}",
+        if keyed {
+            ", an Idempotency-Key each"
+        } else {
+            ""
+        }
     ));
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -33,13 +41,19 @@ pub(crate) async fn ingest(
             nodes.url(c, "/v1/events/batch")
         };
         tasks.push(tokio::spawn(async move {
+            let mut sent = 0u64;
             while Instant::now() < deadline {
+                sent += 1;
                 let body = if batch == 1 {
                     json!({"type": "bench.happened", "data": {"n": 1}})
                 } else {
                     json!({"events": vec![json!({"type": "bench.happened", "data": {"n": 1}}); batch]})
                 };
-                let res = client.post(&url).bearer_auth(KEY).json(&body).send().await;
+                let mut request = client.post(&url).bearer_auth(KEY).json(&body);
+                if keyed {
+                    request = request.header("idempotency-key", format!("bench-{c}-{sent}"));
+                }
+                let res = request.send().await;
                 if res.is_ok_and(|r| r.status() == 202) {
                     done.fetch_add(batch, Ordering::Relaxed);
                 }
