@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use agora_core::event::Event;
 
-use crate::idempotency::{self, Claim};
+use crate::idempotency::{self, Claim, ClaimState};
 use crate::outbox::Routing;
 use crate::publication::Publisher;
 use crate::{Backend, Limit, Store, StoreError};
@@ -111,11 +111,18 @@ async fn commit_events(
             ))
         })
         .collect();
+    let keyed: Vec<&Claim> = allowed
+        .iter()
+        .zip(claims)
+        .filter_map(|(allowed, claim)| allowed.as_ref().ok().and(claim.as_deref()))
+        .collect();
+    idempotency::record_all(&mut publication, &keyed).await?;
     for (allowed, claim) in allowed.iter_mut().zip(claims) {
-        if let (Ok(()), Some(claim)) = (&allowed, claim) {
-            if !claim.record(&mut publication).await? {
-                *allowed = Err(StoreError::IdempotencyKeyTaken);
-            }
+        if claim
+            .as_ref()
+            .is_some_and(|claim| claim.state() == ClaimState::Taken)
+        {
+            *allowed = Err(StoreError::IdempotencyKeyTaken);
         }
     }
     let events: Vec<_> = callers
@@ -132,12 +139,16 @@ async fn commit_events(
         .map(|(events, allowed)| allowed.map(|()| counts.by_ref().take(events.len()).collect()))
         .collect();
     // Answers of idempotent publishes commit with their events.
-    for ((events, answer), claim) in callers.iter().zip(&answers).zip(claims) {
-        if let (Ok(queued), Some(claim)) = (answer, claim) {
+    let published: Vec<_> = callers
+        .iter()
+        .zip(&answers)
+        .zip(claims)
+        .filter_map(|((events, answer), claim)| {
             let events: Vec<&Event> = events.iter().map(|(event, _)| *event).collect();
-            claim.answer_in(&mut publication, &events, queued).await?;
-        }
-    }
+            Some((claim.as_deref()?, events, answer.as_deref().ok()?))
+        })
+        .collect();
+    idempotency::answer_all(&mut publication, &published).await?;
     publication.commit().await?;
     Ok(answers)
 }

@@ -23,7 +23,7 @@ use agora_core::time::now_ms;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Store, StoreError, Tx};
+use crate::{Params, Store, StoreError, Tx};
 
 /// How long a key answers with its first answer: 24 hours.
 pub const KEY_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
@@ -140,34 +140,107 @@ impl Claim {
     }
 }
 
-impl Claim {
-    /// Stores the answer rendered for `events` in `tx`, when the request named how it answers
-    /// and its key was recorded.
-    pub(crate) async fn answer_in(
-        &self,
-        tx: &mut Tx,
-        events: &[&Event],
-        queued: &[usize],
-    ) -> Result<(), StoreError> {
-        let render = *self.render.lock().expect("claim render lock");
-        let Some(render) = render.filter(|_| self.state() == ClaimState::Recorded) else {
-            return Ok(());
-        };
-        let (status, body) = render(events, queued);
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, body = $2 \
-             WHERE caller = $3 AND idem_key = $4 AND request_id = $5",
-        )
-        .bind(i64::from(status))
-        .bind(body)
-        .bind(&self.caller)
-        .bind(&self.key)
-        .bind(&self.request)
-        .execute(&mut **tx)
-        .await?;
-        self.set(ClaimState::Answered);
-        Ok(())
+/// Records the keys of a group publish's callers (`claims`, those with a key) in one
+/// statement, and marks each claim recorded or taken. A key twice in the group (concurrent
+/// repeats committed together) is recorded for its first request only.
+pub(crate) async fn record_all(tx: &mut Tx, claims: &[&Claim]) -> Result<(), StoreError> {
+    let mut firsts: Vec<&Claim> = Vec::with_capacity(claims.len());
+    for claim in claims {
+        if firsts
+            .iter()
+            .any(|first| first.caller == claim.caller && first.key == claim.key)
+        {
+            claim.set(ClaimState::Taken);
+        } else {
+            firsts.push(claim);
+        }
     }
+    if firsts.is_empty() {
+        return Ok(());
+    }
+    let mut params = Params::for_tx(tx);
+    let rows: Vec<String> = firsts
+        .iter()
+        .map(|_| format!("({})", params.list(5)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO idempotency_keys (caller, idem_key, request_hash, request_id, created_at) \
+         VALUES {} \
+         ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
+         request_id = excluded.request_id, created_at = excluded.created_at, \
+         status = NULL, body = NULL \
+         WHERE idempotency_keys.created_at < {} RETURNING request_id",
+        rows.join(", "),
+        params.next()
+    );
+    let now = now_ms();
+    let mut query = sqlx::query(&sql);
+    for claim in &firsts {
+        query = query
+            .bind(claim.caller.clone())
+            .bind(claim.key.clone())
+            .bind(claim.request_hash.clone())
+            .bind(claim.request.clone())
+            .bind(now);
+    }
+    let recorded: Vec<String> = query
+        .bind(now - KEY_LIFETIME_MS)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get("request_id"))
+        .collect::<Result<_, _>>()?;
+    for claim in firsts {
+        claim.set(if recorded.contains(&claim.request) {
+            ClaimState::Recorded
+        } else {
+            ClaimState::Taken
+        });
+    }
+    Ok(())
+}
+
+/// Stores, in one statement, the answers of a group publish's callers whose keys it recorded:
+/// each claim with the events it published and the deliveries each queued.
+pub(crate) async fn answer_all(
+    tx: &mut Tx,
+    published: &[(&Claim, Vec<&Event>, &[usize])],
+) -> Result<(), StoreError> {
+    const TYPES: [&str; 5] = ["TEXT", "TEXT", "TEXT", "BIGINT", "TEXT"];
+    let answers: Vec<(&Claim, u16, String)> = published
+        .iter()
+        .filter(|(claim, _, _)| claim.state() == ClaimState::Recorded)
+        .filter_map(|(claim, events, queued)| {
+            let render = (*claim.render.lock().expect("claim render lock"))?;
+            let (status, body) = render(events, queued);
+            Some((*claim, status, body))
+        })
+        .collect();
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let mut params = Params::for_tx(tx);
+    let sql = format!(
+        "UPDATE idempotency_keys SET status = v.column4, body = v.column5 \
+         FROM (VALUES {}) AS v \
+         WHERE idempotency_keys.caller = v.column1 AND idempotency_keys.idem_key = v.column2 \
+         AND idempotency_keys.request_id = v.column3",
+        params.typed_rows(answers.len(), &TYPES)
+    );
+    let mut query = sqlx::query(&sql);
+    for (claim, status, body) in &answers {
+        query = query
+            .bind(claim.caller.clone())
+            .bind(claim.key.clone())
+            .bind(claim.request.clone())
+            .bind(i64::from(*status))
+            .bind(body.clone());
+    }
+    query.execute(&mut **tx).await?;
+    for (claim, _, _) in answers {
+        claim.set(ClaimState::Answered);
+    }
+    Ok(())
 }
 
 /// Names how the running request answers the events it publishes, if it carries an
