@@ -56,19 +56,39 @@ pub fn init_logging(format: config::LogFormat, writer: BoxMakeWriter, terminal: 
     use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGORA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    match otlp::layer() {
+        // The log's filter is then the log's own, so that the export may ask for spans the
+        // log leaves out (the delivery attempts').
+        Some(export) => tracing_subscriber::registry()
+            .with(log_lines(format, writer, terminal).with_filter(filter))
+            .with(export)
+            .init(),
+        // Without an export the filter is the process's: a callsite it leaves out is never
+        // enabled, so nothing below it (sqlx's statement log, debug spans) is even built.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_lines(format, writer, terminal))
+            .init(),
+    }
+}
+
+/// The log's own layer: lines of text or JSON to `writer`.
+fn log_lines<S>(
+    format: config::LogFormat,
+    writer: BoxMakeWriter,
+    terminal: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer;
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
-    // The log's filter is the log's own, so that the span export may ask for spans the log
-    // leaves out (the delivery attempts'); without an export, what is made is what it was.
-    let lines = match format {
-        config::LogFormat::Json => lines.json().with_filter(filter).boxed(),
-        config::LogFormat::Text => lines.with_filter(filter).boxed(),
-    };
-    tracing_subscriber::registry()
-        .with(lines)
-        .with(otlp::layer())
-        .init();
+    match format {
+        config::LogFormat::Json => lines.json().boxed(),
+        config::LogFormat::Text => lines.boxed(),
+    }
 }
 
 /// A server started by [`start`].
