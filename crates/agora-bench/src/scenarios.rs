@@ -150,6 +150,23 @@ pub(crate) async fn fixed_rate(
     paced(nodes, receiver, rate, seconds).await
 }
 
+/// When each acknowledged event was sent, by its id.
+pub(crate) type SentAt = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// Publishes event number `n` to `url` and notes, under the id it was given, when it was
+/// sent: where a publish-to-receipt latency starts.
+pub(crate) async fn publish_noted(client: reqwest::Client, url: String, n: u64, sent_at: SentAt) {
+    let at = Instant::now();
+    let body = json!({"type": "bench.happened", "data": {"n": n}});
+    if let Ok(res) = client.post(&url).bearer_auth(KEY).json(&body).send().await {
+        if let Ok(answer) = res.json::<serde_json::Value>().await {
+            if let Some(id) = answer["id"].as_str() {
+                sent_at.lock().expect("lock").insert(id.to_owned(), at);
+            }
+        }
+    }
+}
+
 pub(crate) async fn paced(
     nodes: &Nodes,
     receiver: &BenchReceiver,
@@ -165,22 +182,12 @@ pub(crate) async fn paced(
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         ticker.tick().await;
-        let (client, sent_at, url) = (
+        tasks.push(tokio::spawn(publish_noted(
             nodes.client.clone(),
-            sent_at.clone(),
             nodes.url(i as usize, "/v1/events"),
-        );
-        tasks.push(tokio::spawn(async move {
-            let at = Instant::now();
-            let body = json!({"type": "bench.happened", "data": {"n": i}});
-            if let Ok(res) = client.post(&url).bearer_auth(KEY).json(&body).send().await {
-                if let Ok(answer) = res.json::<serde_json::Value>().await {
-                    if let Some(id) = answer["id"].as_str() {
-                        sent_at.lock().expect("lock").insert(id.to_owned(), at);
-                    }
-                }
-            }
-        }));
+            i,
+            sent_at.clone(),
+        )));
     }
     for t in tasks {
         t.await?;

@@ -15,6 +15,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::scenarios::{publish_noted, SentAt};
 use crate::{progress, KEY};
 
 /// What the stream scenario measured.
@@ -176,24 +177,18 @@ async fn publish(
     rate: u64,
     total: usize,
 ) -> anyhow::Result<HashMap<String, Instant>> {
-    let sent_at = Arc::new(std::sync::Mutex::new(HashMap::with_capacity(total)));
+    let sent_at: SentAt = Arc::new(std::sync::Mutex::new(HashMap::with_capacity(total)));
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         ticker.tick().await;
-        let (client, sent_at, url) = (client.clone(), sent_at.clone(), format!("{base}/v1/events"));
-        tasks.push(tokio::spawn(async move {
-            let at = Instant::now();
-            let body = json!({"type": "bench.happened", "data": {"n": i}});
-            if let Ok(res) = client.post(&url).bearer_auth(KEY).json(&body).send().await {
-                if let Ok(answer) = res.json::<serde_json::Value>().await {
-                    if let Some(id) = answer["id"].as_str() {
-                        sent_at.lock().expect("lock").insert(id.to_owned(), at);
-                    }
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(publish_noted(
+            client.clone(),
+            format!("{base}/v1/events"),
+            i as u64,
+            sent_at.clone(),
+        )));
     }
     for t in tasks {
         t.await?;
