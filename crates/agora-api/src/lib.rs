@@ -39,6 +39,7 @@ pub mod stream;
 
 mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -53,9 +54,29 @@ use agora_store::Store;
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What handlers share.
+/// What handlers share: [`Shared`] behind one reference count. Extractors and middleware
+/// clone the state for every request, so a clone is one atomic increment rather than one per
+/// field (the store's and the HTTP client's handles hold a dozen between them).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state handlers share.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The settings and handles every handler may use.
+pub struct Shared {
     /// The database.
     pub store: Store,
     /// Sends the synchronous `test` deliveries (the dispatcher has its own clone).

@@ -111,10 +111,17 @@ async fn commit_events(
             ))
         })
         .collect();
-    let keyed: Vec<&Claim> = allowed
+    // An idempotent publish's answer is rendered from the counts the publish will make, and
+    // recorded with its key in one statement, in the transaction of its events.
+    let keyed: Vec<(&Claim, Option<(u16, String)>)> = allowed
         .iter()
         .zip(claims)
-        .filter_map(|(allowed, claim)| allowed.as_ref().ok().and(claim.as_deref()))
+        .zip(callers)
+        .filter_map(|((allowed, claim), events)| {
+            let claim = allowed.as_ref().ok().and(claim.as_deref())?;
+            let published: Vec<&Event> = events.iter().map(|(event, _)| *event).collect();
+            Some((claim, claim.answer(&published, &subscribers.counts(events))))
+        })
         .collect();
     idempotency::record_all(&mut publication, &keyed).await?;
     for (allowed, claim) in allowed.iter_mut().zip(claims) {
@@ -138,17 +145,6 @@ async fn commit_events(
         .zip(allowed)
         .map(|(events, allowed)| allowed.map(|()| counts.by_ref().take(events.len()).collect()))
         .collect();
-    // Answers of idempotent publishes commit with their events.
-    let published: Vec<_> = callers
-        .iter()
-        .zip(&answers)
-        .zip(claims)
-        .filter_map(|((events, answer), claim)| {
-            let events: Vec<&Event> = events.iter().map(|(event, _)| *event).collect();
-            Some((claim.as_deref()?, events, answer.as_deref().ok()?))
-        })
-        .collect();
-    idempotency::answer_all(&mut publication, &published).await?;
     publication.commit().await?;
     Ok(answers)
 }

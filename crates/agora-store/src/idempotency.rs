@@ -106,6 +106,13 @@ impl Claim {
         *self.state.lock().expect("claim state lock")
     }
 
+    /// The answer the request gives for `events` queuing `queued` deliveries each, when its
+    /// handler named how it answers ([`answer_with`]).
+    pub(crate) fn answer(&self, events: &[&Event], queued: &[usize]) -> Option<(u16, String)> {
+        let render = (*self.render.lock().expect("claim render lock"))?;
+        Some(render(events, queued))
+    }
+
     fn set(&self, state: ClaimState) {
         *self.state.lock().expect("claim state lock") = state;
     }
@@ -140,19 +147,24 @@ impl Claim {
     }
 }
 
-/// Records the keys of a group publish's callers (`claims`, those with a key) in one
-/// statement, and marks each claim recorded or taken. A key twice in the group (concurrent
-/// repeats committed together) is recorded for its first request only.
-pub(crate) async fn record_all(tx: &mut Tx, claims: &[&Claim]) -> Result<(), StoreError> {
-    let mut firsts: Vec<&Claim> = Vec::with_capacity(claims.len());
-    for claim in claims {
+/// Records the keys of a group publish's callers (those with a key), each with the answer
+/// its request will give when it has one, in one statement; marks each claim answered,
+/// recorded (no answer yet) or taken. A key twice in the group (concurrent repeats committed
+/// together) is recorded for its first request only.
+pub(crate) async fn record_all(
+    tx: &mut Tx,
+    claims: &[(&Claim, Option<(u16, String)>)],
+) -> Result<(), StoreError> {
+    let mut firsts: Vec<&(&Claim, Option<(u16, String)>)> = Vec::with_capacity(claims.len());
+    for keyed in claims {
+        let claim = keyed.0;
         if firsts
             .iter()
-            .any(|first| first.caller == claim.caller && first.key == claim.key)
+            .any(|(first, _)| first.caller == claim.caller && first.key == claim.key)
         {
             claim.set(ClaimState::Taken);
         } else {
-            firsts.push(claim);
+            firsts.push(keyed);
         }
     }
     if firsts.is_empty() {
@@ -161,27 +173,34 @@ pub(crate) async fn record_all(tx: &mut Tx, claims: &[&Claim]) -> Result<(), Sto
     let mut params = Params::for_tx(tx);
     let rows: Vec<String> = firsts
         .iter()
-        .map(|_| format!("({})", params.list(5)))
+        .map(|_| format!("({})", params.list(7)))
         .collect();
     let sql = format!(
-        "INSERT INTO idempotency_keys (caller, idem_key, request_hash, request_id, created_at) \
+        "INSERT INTO idempotency_keys \
+         (caller, idem_key, request_hash, request_id, created_at, status, body) \
          VALUES {} \
          ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
          request_id = excluded.request_id, created_at = excluded.created_at, \
-         status = NULL, body = NULL \
+         status = excluded.status, body = excluded.body \
          WHERE idempotency_keys.created_at < {} RETURNING request_id",
         rows.join(", "),
         params.next()
     );
     let now = now_ms();
     let mut query = sqlx::query(&sql);
-    for claim in &firsts {
+    for (claim, answer) in &firsts {
+        let (status, body) = match answer {
+            Some((status, body)) => (Some(i64::from(*status)), Some(body.clone())),
+            None => (None, None),
+        };
         query = query
             .bind(claim.caller.clone())
             .bind(claim.key.clone())
             .bind(claim.request_hash.clone())
             .bind(claim.request.clone())
-            .bind(now);
+            .bind(now)
+            .bind(status)
+            .bind(body);
     }
     let recorded: Vec<String> = query
         .bind(now - KEY_LIFETIME_MS)
@@ -190,55 +209,12 @@ pub(crate) async fn record_all(tx: &mut Tx, claims: &[&Claim]) -> Result<(), Sto
         .iter()
         .map(|row| row.try_get("request_id"))
         .collect::<Result<_, _>>()?;
-    for claim in firsts {
-        claim.set(if recorded.contains(&claim.request) {
-            ClaimState::Recorded
-        } else {
-            ClaimState::Taken
+    for (claim, answer) in firsts {
+        claim.set(match (recorded.contains(&claim.request), answer) {
+            (false, _) => ClaimState::Taken,
+            (true, Some(_)) => ClaimState::Answered,
+            (true, None) => ClaimState::Recorded,
         });
-    }
-    Ok(())
-}
-
-/// Stores, in one statement, the answers of a group publish's callers whose keys it recorded:
-/// each claim with the events it published and the deliveries each queued.
-pub(crate) async fn answer_all(
-    tx: &mut Tx,
-    published: &[(&Claim, Vec<&Event>, &[usize])],
-) -> Result<(), StoreError> {
-    const TYPES: [&str; 5] = ["TEXT", "TEXT", "TEXT", "BIGINT", "TEXT"];
-    let answers: Vec<(&Claim, u16, String)> = published
-        .iter()
-        .filter(|(claim, _, _)| claim.state() == ClaimState::Recorded)
-        .filter_map(|(claim, events, queued)| {
-            let render = (*claim.render.lock().expect("claim render lock"))?;
-            let (status, body) = render(events, queued);
-            Some((*claim, status, body))
-        })
-        .collect();
-    if answers.is_empty() {
-        return Ok(());
-    }
-    let mut params = Params::for_tx(tx);
-    let sql = format!(
-        "UPDATE idempotency_keys SET status = v.column4, body = v.column5 \
-         FROM (VALUES {}) AS v \
-         WHERE idempotency_keys.caller = v.column1 AND idempotency_keys.idem_key = v.column2 \
-         AND idempotency_keys.request_id = v.column3",
-        params.typed_rows(answers.len(), &TYPES)
-    );
-    let mut query = sqlx::query(&sql);
-    for (claim, status, body) in &answers {
-        query = query
-            .bind(claim.caller.clone())
-            .bind(claim.key.clone())
-            .bind(claim.request.clone())
-            .bind(i64::from(*status))
-            .bind(body.clone());
-    }
-    query.execute(&mut **tx).await?;
-    for (claim, _, _) in answers {
-        claim.set(ClaimState::Answered);
     }
     Ok(())
 }

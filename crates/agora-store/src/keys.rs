@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::audit::{self, Actor};
 use crate::outbox::publish_operational;
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 use agora_core::ids::ApiKeyId;
 use agora_core::time::now_ms;
 use agora_forum::abilities::Abilities;
@@ -124,9 +124,16 @@ impl Store {
 
     /// The live key with this value, if any; notes its use. Only reads: the note is written
     /// in the background (at most once a minute per key), so a request authenticates while
-    /// the database cannot be written.
+    /// the database cannot be written. On SQLite a key authenticated in the last minute is
+    /// answered from memory ([`crate::key_cache`]).
     pub async fn authenticate(&self, value: &str) -> Result<Option<ApiKey>, StoreError> {
         let digest = hash(value);
+        let cached = self.backend == Backend::Sqlite;
+        if let Some(key) = cached.then(|| self.key_cache.get(&digest)).flatten() {
+            self.note_use(&key);
+            return Ok(Some(key));
+        }
+        let generation = self.key_cache.generation();
         let row = sqlx::query(
             "SELECT id, name, key_hash, abilities, created_at, last_used_at FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
@@ -140,6 +147,9 @@ impl Store {
         }
         let key = from_row(&row)?;
         self.note_use(&key);
+        if cached {
+            self.key_cache.put(digest, key.clone(), generation);
+        }
         Ok(Some(key))
     }
 
@@ -195,7 +205,21 @@ impl Store {
     ///
     /// The revocation is recorded in the audit trail (with the webhooks it disabled) and
     /// emitted as `api_key.revoked` to admins' webhooks, in its transaction.
+    ///
+    /// It runs to its end in a task of its own, so a caller that goes away mid-way cannot
+    /// leave the key committed as revoked but still in this process's cache.
     pub async fn revoke_key(&self, id: &ApiKeyId, actor: &Actor) -> Result<usize, StoreError> {
+        let (store, id, actor) = (self.clone(), id.clone(), actor.clone());
+        tokio::spawn(async move {
+            let revoked = store.revoke_key_now(&id, &actor).await;
+            store.key_cache.forget(id.as_str());
+            revoked
+        })
+        .await
+        .map_err(|e| StoreError::internal("the revocation's task failed").because(e))?
+    }
+
+    async fn revoke_key_now(&self, id: &ApiKeyId, actor: &Actor) -> Result<usize, StoreError> {
         let mut tx = self.begin_publication().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

@@ -34,6 +34,7 @@ pub mod events;
 pub mod forum;
 mod group_commit;
 pub mod idempotency;
+mod key_cache;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
@@ -164,6 +165,8 @@ pub struct Store {
     /// When each API key's use was last noted (unix ms), so a key's `last_used_at` is written
     /// at most once a minute, off the request's path.
     key_uses: keys::KeyUses,
+    /// Keys authenticated lately (SQLite only; see [`key_cache`]).
+    key_cache: key_cache::KeyCache,
     /// Seals and opens webhook secrets; set by [`Store::with_secret_box`].
     secrets: Option<secretbox::SecretBox>,
     /// SQLite: its single writer, and the thread the dispatcher's and the publishers' write
@@ -222,6 +225,7 @@ impl Store {
                     ),
                     known_types: Arc::default(),
                     key_uses: keys::KeyUses::default(),
+                    key_cache: key_cache::KeyCache::default(),
                     write,
                     read,
                     backend,
@@ -259,6 +263,7 @@ impl Store {
                     ),
                     known_types: Arc::default(),
                     key_uses: keys::KeyUses::default(),
+                    key_cache: key_cache::KeyCache::default(),
                     write: pool.clone(),
                     read: pool,
                     backend,

@@ -88,6 +88,15 @@ impl Subscribers {
             .filter(move |s| s.wants(&event.event_type, routing))
     }
 
+    /// How many deliveries each of `events` queues when published: what the publish will
+    /// count, known before it runs.
+    pub(crate) fn counts(&self, events: &[(&Event, Option<&Routing>)]) -> Vec<usize> {
+        events
+            .iter()
+            .map(|(event, routing)| self.wanting(event, *routing).count())
+            .collect()
+    }
+
     /// How many deliveries `events` would queue, when that is more than `max`: the limit on
     /// one request's work is checked with this before anything is written. Events are matched
     /// only when every webhook wanting every event could go over `max`.

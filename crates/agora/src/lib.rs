@@ -250,7 +250,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     )
     .await
     .context("failed to start the event stream")?;
-    let state = AppState {
+    let state = AppState::new(agora_api::Shared {
         store: store.clone(),
         sender: sender.clone(),
         targets: config.target_policy(),
@@ -273,7 +273,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
             token: config.metrics_token.as_ref().map(|t| t.expose().to_owned()),
         },
         stream,
-    };
+    });
     let readiness = state.readiness.clone();
     let serve_limits = agora_api::server::ServeLimits {
         max_connections: limits.connections,

@@ -20,9 +20,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
@@ -34,13 +34,13 @@ use agora_core::event::EventType;
 use agora_core::ids::{has_prefix, EVENT};
 use agora_core::subscription::EventPattern;
 use agora_core::webhook::Vetting;
-use agora_store::events::{Audience, Position, StoredEvent};
+use agora_store::events::{Audience, Position};
 use agora_store::Store;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, Query};
 use crate::routes::webhooks::Vet;
-use crate::stream::{StreamHub, Streamed};
+use crate::stream::{frame, StreamHub, Streamed};
 use crate::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -59,6 +59,9 @@ pub(crate) struct StreamQuery {
 
 /// Events read from the store per query while replaying.
 const PAGE: i64 = 500;
+
+/// How long a live stream stays silent before it sends a keep-alive comment.
+const KEEP_ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// New events as Server-Sent Events: each message's `id` is the event's id, its `event` the
 /// type, its `data` the envelope a webhook delivery carries. Reconnect with `Last-Event-ID` to
@@ -124,7 +127,13 @@ pub(crate) async fn stream(
         ready: VecDeque::new(),
         done: false,
     };
-    Ok(Sse::new(follow(follower)).keep_alive(KeepAlive::default()))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(follow(follower)),
+    ))
 }
 
 fn invalid_last_event_id() -> ApiError {
@@ -167,13 +176,12 @@ struct Wants {
 }
 
 impl Wants {
-    fn event(&self, event: &StoredEvent) -> bool {
-        let Ok(t) = EventType::parse(&event.event_type) else {
-            return false;
-        };
-        self.audience
-            .sees(&event.event_type, event.owner_key_id.as_deref())
-            && self.patterns.iter().any(|p| p.matches(&t))
+    /// Whether the stream sends an event of `event_type` (`None`: a stored name that does not
+    /// parse, which no pattern matches) owned by `owner`.
+    fn sends(&self, event_type: Option<&EventType>, owner: Option<&str>) -> bool {
+        event_type.is_some_and(|t| {
+            self.audience.sees(t.as_str(), owner) && self.patterns.iter().any(|p| p.matches(t))
+        })
     }
 }
 
@@ -188,14 +196,14 @@ struct Follower {
     live: Option<broadcast::Receiver<Arc<Streamed>>>,
     /// Whether the store still has events after `at` to replay.
     replaying: bool,
-    /// Replayed events waiting to be sent.
-    ready: VecDeque<StoredEvent>,
+    /// Replayed events' messages waiting to be sent.
+    ready: VecDeque<Bytes>,
     done: bool,
 }
 
 /// What the follower does next.
 enum Step {
-    Send(SseEvent),
+    Send(Bytes),
     End,
 }
 
@@ -205,8 +213,8 @@ impl Follower {
             if self.done || self.hub.closing().is_cancelled() {
                 return Step::End;
             }
-            if let Some(event) = self.ready.pop_front() {
-                return Step::Send(sse(&event));
+            if let Some(frame) = self.ready.pop_front() {
+                return Step::Send(frame);
             }
             if self.replaying {
                 if let Err(step) = self.replay_page().await {
@@ -220,6 +228,7 @@ impl Follower {
                 .expect("a stream that stopped replaying has subscribed");
             let received = tokio::select! {
                 () = self.hub.closing().cancelled() => return Step::End,
+                () = tokio::time::sleep(KEEP_ALIVE_EVERY) => return Step::Send(frame::KEEP_ALIVE),
                 received = live.recv() => received,
             };
             match received {
@@ -228,24 +237,20 @@ impl Follower {
                         continue;
                     }
                     self.at = streamed.position.clone();
-                    if self.wants.event(&streamed.event) {
-                        return Step::Send(sse(&streamed.event));
+                    let owner = streamed.event.owner_key_id.as_deref();
+                    if self.wants.sends(streamed.event_type.as_ref(), owner) {
+                        return Step::Send(streamed.frame.clone());
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     self.done = true;
-                    return Step::Send(
-                        SseEvent::default().event("error").data(
-                            serde_json::json!({
-                                "code": "too_slow",
-                                "message": format!(
-                                    "this stream fell {missed} events behind and was closed; \
-                                     reconnect with Last-Event-ID to replay from the store"
-                                ),
-                            })
-                            .to_string(),
+                    return Step::Send(frame::error(
+                        "too_slow",
+                        &format!(
+                            "this stream fell {missed} events behind and was closed; \
+                             reconnect with Last-Event-ID to replay from the store"
                         ),
-                    );
+                    ));
                 }
                 Err(RecvError::Closed) => return Step::End,
             }
@@ -256,26 +261,27 @@ impl Follower {
     /// reads once more, so events committed meanwhile are replayed rather than lost; after
     /// that the hub takes over.
     async fn replay_page(&mut self) -> Result<(), Step> {
-        let page =
-            match self.store.stream_after(&self.at, PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, "a stream failed to replay events");
-                    self.done = true;
-                    return Err(Step::Send(SseEvent::default().event("error").data(
-                    serde_json::json!({
-                        "code": "unavailable",
-                        "message": "the store could not be read; reconnect with Last-Event-ID",
-                    })
-                    .to_string(),
+        let page = match self.store.stream_after(&self.at, PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "a stream failed to replay events");
+                self.done = true;
+                return Err(Step::Send(frame::error(
+                    "unavailable",
+                    "the store could not be read; reconnect with Last-Event-ID",
                 )));
-                }
-            };
+            }
+        };
         let caught_up = (page.len() as i64) < PAGE;
         for (position, event) in page {
             self.at = position;
-            if self.wants.event(&event) {
-                self.ready.push_back(event);
+            let event_type = EventType::parse(&event.event_type).ok();
+            if self
+                .wants
+                .sends(event_type.as_ref(), event.owner_key_id.as_deref())
+            {
+                self.ready
+                    .push_back(frame::message(&event.id, &event.event_type, &event.body));
             }
         }
         if caught_up {
@@ -289,19 +295,11 @@ impl Follower {
     }
 }
 
-/// An event as an SSE message.
-fn sse(event: &StoredEvent) -> SseEvent {
-    SseEvent::default()
-        .id(&event.id)
-        .event(&event.event_type)
-        .data(&event.body)
-}
-
-/// The follower as a stream of SSE messages.
-fn follow(follower: Follower) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+/// The follower as the body of an SSE answer.
+fn follow(follower: Follower) -> impl Stream<Item = Result<Bytes, Infallible>> {
     stream::unfold(follower, |mut f| async move {
         match f.next().await {
-            Step::Send(event) => Some((Ok(event), f)),
+            Step::Send(frame) => Some((Ok(frame), f)),
             Step::End => None,
         }
     })

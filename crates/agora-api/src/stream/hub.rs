@@ -9,19 +9,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use agora_core::event::EventType;
 use agora_store::events::{Position, StoredEvent};
 use agora_store::{Store, StoreError};
 
-/// One event as streams receive it.
+use super::frame;
+
+/// One event as streams receive it, with what every stream needs of it worked out once.
 #[derive(Debug)]
 pub struct Streamed {
     /// Where it stands in the stream's order.
     pub position: Position,
     /// The event.
     pub event: StoredEvent,
+    /// Its type, parsed for the streams' patterns; `None` if the stored name does not parse
+    /// (no pattern matches it).
+    pub event_type: Option<EventType>,
+    /// The SSE message every stream that wants it sends ([`frame::message`]).
+    pub frame: Bytes,
+}
+
+impl Streamed {
+    /// Parses and renders `event` once, for all streams.
+    pub fn new(position: Position, event: StoredEvent) -> Self {
+        Self {
+            event_type: EventType::parse(&event.event_type).ok(),
+            frame: frame::message(&event.id, &event.event_type, &event.body),
+            position,
+            event,
+        }
+    }
 }
 
 /// How the hub reads and buffers.
@@ -132,7 +153,7 @@ async fn read_once(
         for (position, event) in events {
             *from = position.clone();
             // No receiver is not an error: the place is kept all the same.
-            let _ = sender.send(Arc::new(Streamed { position, event }));
+            let _ = sender.send(Arc::new(Streamed::new(position, event)));
         }
         if !full {
             return Ok(());
