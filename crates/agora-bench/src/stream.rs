@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::scenarios::{publish_noted, SentAt};
@@ -125,6 +123,10 @@ pub(crate) async fn stream(consumers: usize, rate: u64, seconds: u64) -> anyhow:
 
 /// One consumer: every `bench.*` event's arrival, until it has `total` of them or the run's
 /// end (`stop_at`, set once publishing is over) passes.
+///
+/// It reads the SSE messages itself, noting only their ids and each chunk's arrival: a
+/// thousand consumers share the server's two cores, so the less each spends per message, the
+/// more the figure measures the server rather than its clients.
 async fn consume(
     client: reqwest::Client,
     url: String,
@@ -132,42 +134,59 @@ async fn consume(
     stop_at: Arc<tokio::sync::OnceCell<tokio::time::Instant>>,
     total: usize,
 ) -> anyhow::Result<HashMap<String, Instant>> {
-    let response = client.get(&url).bearer_auth(KEY).send().await?;
+    let mut response = client.get(&url).bearer_auth(KEY).send().await?;
     anyhow::ensure!(
         response.status() == 200,
         "stream refused: {}",
         response.status()
     );
     connected.fetch_add(1, Ordering::Relaxed);
-    let chunks = futures_util::stream::unfold(response, |mut r| async move {
-        match r.chunk().await {
-            Ok(Some(c)) => Some((Ok::<_, reqwest::Error>(c), r)),
-            _ => None,
-        }
-    });
-    let mut events = Box::pin(chunks.eventsource());
     let mut arrivals = HashMap::with_capacity(total);
+    let mut unread: Vec<u8> = Vec::new();
     while arrivals.len() < total {
         let next = match stop_at.get() {
-            Some(at) => match tokio::time::timeout_at(*at, events.next()).await {
+            Some(at) => match tokio::time::timeout_at(*at, response.chunk()).await {
                 Ok(next) => next,
                 Err(_) => break,
             },
             // Checked again every second, so the end of publishing is noticed.
-            None => match tokio::time::timeout(Duration::from_secs(1), events.next()).await {
+            None => match tokio::time::timeout(Duration::from_secs(1), response.chunk()).await {
                 Ok(next) => next,
                 Err(_) => continue,
             },
         };
-        match next {
-            Some(Ok(event)) if event.event == "bench.happened" => {
-                arrivals.insert(event.id, Instant::now());
+        let Ok(Some(chunk)) = next else { break };
+        let arrived = Instant::now();
+        unread.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(end) = find(&unread[start..], b"\n\n") {
+            if let Some(id) = bench_event_id(&unread[start..start + end]) {
+                arrivals.insert(id, arrived);
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => break,
+            start += end + 2;
         }
+        unread.drain(..start);
     }
     Ok(arrivals)
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The id of one SSE message, if it is a `bench.happened` event.
+fn bench_event_id(message: &[u8]) -> Option<String> {
+    let mut id = None;
+    let mut bench = false;
+    for line in message.split(|b| *b == b'\n') {
+        if let Some(value) = line.strip_prefix(b"id: ") {
+            id = Some(String::from_utf8_lossy(value).into_owned());
+        } else if line == b"event: bench.happened" {
+            bench = true;
+        }
+    }
+    id.filter(|_| bench)
 }
 
 /// Publishes `total` events at `rate` a second; answers when each acknowledged one was sent.
