@@ -192,16 +192,20 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
             single,
             "events/s",
         ));
-        let keyed = ingest(&nodes, args.concurrency, args.seconds, 1, true).await?;
-        report.push(Figure::rate(
-            "ingest, single events with an Idempotency-Key each (events/s)",
-            keyed,
-            "events/s",
-        ));
         let batched = ingest(&nodes, 8, args.seconds, 100, false).await?;
         report.push(Figure::rate(
             "ingest, batches of 100 (events/s)",
             batched,
+            "events/s",
+        ));
+        nodes.stop().await?;
+        // On a fresh database, as the single events had: the two rates compare the keys'
+        // cost alone, and the figures before this one are taken as 0.1.0 took them.
+        let nodes = Nodes::start(&args).await?;
+        let keyed = ingest(&nodes, args.concurrency, args.seconds, 1, true).await?;
+        report.push(Figure::rate(
+            "ingest, single events with an Idempotency-Key each (events/s)",
+            keyed,
             "events/s",
         ));
         nodes.stop().await?;
