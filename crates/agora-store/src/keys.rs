@@ -125,7 +125,7 @@ impl Store {
     /// The live key with this value, if any; notes its use. Only reads: the note is written
     /// in the background (at most once a minute per key), so a request authenticates while
     /// the database cannot be written. On SQLite a key authenticated in the last minute is
-    /// answered from memory ([`crate::key_cache`]).
+    /// answered from memory (the `key_cache` module).
     pub async fn authenticate(&self, value: &str) -> Result<Option<ApiKey>, StoreError> {
         let digest = hash(value);
         let cached = self.backend == Backend::Sqlite;
