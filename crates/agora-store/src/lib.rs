@@ -13,6 +13,8 @@
 //! - [`outbox`]: records an event and its deliveries in a publication's transaction.
 //! - [`deliveries`]: the [`agora_core::dispatcher::DeliveryQueue`] implementation and the
 //!   delivery log.
+//! - `transactions`: how durable and bookkeeping transactions begin, and how a commit is
+//!   announced (this node's dispatcher; on PostgreSQL every node, by `NOTIFY`/`LISTEN`).
 //! - [`schema`]: the embedded migrations and the schema version each release shipped.
 //! - [`backup`]: a consistent copy of a live SQLite database.
 //! - [`metrics`]: commit latency, group-commit sizes, storage errors and auto-disables, as
@@ -44,6 +46,7 @@ pub mod retention;
 pub mod schema;
 pub mod secretbox;
 mod sqlite;
+mod transactions;
 pub mod webhooks;
 
 use std::path::Path;
@@ -58,6 +61,8 @@ use sqlx::AnyPool;
 pub use self::error::{Limit, StoreError};
 pub(crate) use self::params::{placeholders, Params};
 pub use self::publication::Publication;
+pub(crate) use self::transactions::{begin_on, commit_notifying, durable_begin};
+use self::transactions::{listen_for_queued, relaxed_begin};
 
 /// A transaction on either engine.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -179,9 +184,6 @@ pub struct Store {
     /// stream reads new events at once rather than at its next poll.
     published: Arc<tokio::sync::Notify>,
 }
-
-/// The channel on which PostgreSQL nodes announce newly queued deliveries.
-const QUEUED_CHANNEL: &str = "agora_deliveries_queued";
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
@@ -417,84 +419,6 @@ impl Store {
         }
         self.write.close().await;
         self.read.close().await;
-    }
-}
-
-/// Begins a transaction on `pool` with `statement`, repairing connections a failed commit left
-/// behind. When a `COMMIT` fails (disk full, I/O error), SQLite may already have rolled the
-/// transaction back, the driver's own rollback then fails, and sqlx keeps believing the
-/// connection is inside a transaction: it can never begin again. Such a connection is closed
-/// (the pool opens a fresh one) and the begin retried, so storage that comes back is usable
-/// again without a restart.
-pub(crate) async fn begin_on(pool: &AnyPool, statement: &'static str) -> Result<Tx, StoreError> {
-    for _ in 0..pool.size().max(1) {
-        match pool.begin_with(statement).await {
-            Err(sqlx::Error::InvalidSavePointStatement) => {
-                tracing::warn!("closing a database connection left inside a failed transaction");
-                pool.acquire().await?.close().await?;
-            }
-            other => return Ok(other?),
-        }
-    }
-    Ok(pool.begin_with(statement).await?)
-}
-
-/// The `BEGIN` of durable transactions. On SQLite the safety level is a property of the
-/// connection that cannot change inside a transaction, so it is set right before each one.
-pub(crate) fn durable_begin(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
-        Backend::Postgres => "BEGIN",
-    }
-}
-
-/// The `BEGIN` of bookkeeping transactions (see [`Store::begin_bookkeeping`]).
-fn relaxed_begin(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
-        Backend::Postgres => "BEGIN; SET LOCAL synchronous_commit = off",
-    }
-}
-
-/// Commits, announcing queued deliveries to this node and (on PostgreSQL) to every other.
-pub(crate) async fn commit_notifying(
-    mut tx: Tx,
-    backend: Backend,
-    waker: &Waker,
-) -> Result<(), StoreError> {
-    if backend == Backend::Postgres {
-        sqlx::query(&format!("NOTIFY {QUEUED_CHANNEL}"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    metrics::commit_timed(tx, metrics::Commit::Durable).await?;
-    waker.wake();
-    Ok(())
-}
-
-/// Wakes this node's dispatcher and event stream whenever any node commits a publication,
-/// reconnecting after errors.
-async fn listen_for_queued(url: String, waker: Waker, published: Arc<tokio::sync::Notify>) {
-    loop {
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(QUEUED_CHANNEL).await {
-                    tracing::warn!(error = %e, "failed to LISTEN; retrying");
-                } else {
-                    // A wake-up right after (re)connecting covers notifications missed meanwhile.
-                    waker.wake();
-                    published.notify_one();
-                    while listener.recv().await.is_ok() {
-                        waker.wake();
-                        published.notify_one();
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "failed to connect the LISTEN connection; retrying")
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
