@@ -183,6 +183,8 @@ pub struct Store {
     /// Notified after every publication's commit (on PostgreSQL, any node's), so the event
     /// stream reads new events at once rather than at its next poll.
     published: Arc<tokio::sync::Notify>,
+    /// SQLite: the idempotency keys in their log (see [`idempotency`]).
+    key_log: Option<Arc<idempotency::log::KeyLog>>,
 }
 
 impl Store {
@@ -213,6 +215,7 @@ impl Store {
                 } = sqlite::Pools::open(connect, options.busy_timeout).await?;
                 let write = writer.pool().clone();
                 let engine = sqlite::Engine::start(writer)?;
+                let key_log = Some(Arc::default());
                 Self {
                     group_commit: group_commit::start(
                         publication::Publisher {
@@ -221,6 +224,7 @@ impl Store {
                             waker: waker.clone(),
                             leasing: leasing.clone(),
                             published: published.clone(),
+                            key_log: key_log.clone(),
                         },
                         options.max_deliveries_per_request,
                         &engine.thread.handle(),
@@ -238,6 +242,7 @@ impl Store {
                     sqlite: Some(engine),
                     leasing,
                     published,
+                    key_log,
                 }
             }
             Backend::Postgres => {
@@ -259,6 +264,7 @@ impl Store {
                             waker: waker.clone(),
                             leasing: leasing.clone(),
                             published: published.clone(),
+                            key_log: None,
                         },
                         options.max_deliveries_per_request,
                         &tokio::runtime::Handle::current(),
@@ -276,10 +282,19 @@ impl Store {
                     sqlite: None,
                     leasing,
                     published,
+                    key_log: None,
                 }
             }
         };
         store.migrate().await?;
+        if let Some(key_log) = &store.key_log {
+            // Keys a stopped process left in the log, which this one does not know of.
+            idempotency::log::merge(&store.write, key_log).await?;
+            tokio::spawn(idempotency::log::merge_continually(
+                store.write.clone(),
+                key_log.clone(),
+            ));
+        }
         Ok(store)
     }
 
@@ -403,6 +418,7 @@ impl Store {
             waker: self.waker.clone(),
             leasing: self.leasing.clone(),
             published: self.published.clone(),
+            key_log: self.key_log.clone(),
         }
     }
 

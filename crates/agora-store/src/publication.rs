@@ -43,6 +43,8 @@ pub(crate) struct Publisher {
     pub(crate) leasing: Leasing,
     /// Notified after each commit, for the event stream ([`Store::published`]).
     pub(crate) published: std::sync::Arc<tokio::sync::Notify>,
+    /// SQLite: where idempotency keys are recorded (see [`idempotency::log`]).
+    pub(crate) key_log: Option<std::sync::Arc<idempotency::log::KeyLog>>,
 }
 
 impl Publisher {
@@ -98,6 +100,11 @@ impl Publication {
             .await?;
         self.handed.extend(published.handed);
         Ok(published.counts)
+    }
+
+    /// Where this publication records idempotency keys when not in `idempotency_keys`.
+    pub(crate) fn key_log(&self) -> Option<std::sync::Arc<idempotency::log::KeyLog>> {
+        self.publisher.key_log.clone()
     }
 
     /// The active webhooks as this transaction sees them, loaded once.

@@ -12,8 +12,13 @@
 //! right after the commit ([`Store::record_idempotent_answer`]). A repeat that finds the key
 //! without an answer is told the first request is still in progress.
 //!
+//! On SQLite the keys a publication records go to a log first, which `log` moves into the
+//! keys' table about once a second: the publish path then touches no index.
+//!
 //! The claim travels in a task-local, not through every handler's arguments: a request without
 //! the header pays one failed task-local lookup per publication, nothing else.
+
+pub(crate) mod log;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -23,7 +28,8 @@ use agora_core::time::now_ms;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Params, Store, StoreError, Tx};
+use crate::publication::Publication;
+use crate::{Params, Store, StoreError};
 
 /// How long a key answers with its first answer: 24 hours.
 pub const KEY_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
@@ -50,7 +56,37 @@ pub struct Claim {
 
 /// Renders a publish's answer (status and body) from its events and the deliveries each
 /// queued, so the answer can be stored in the transaction that writes them.
-pub type Render = fn(&[&Event], &[usize]) -> (u16, String);
+pub type Render = fn(&[&Event], &[usize]) -> Answer;
+
+/// An answer as stored: its HTTP status and body.
+pub(crate) type Answer = (u16, String);
+
+/// The columns a key's row is written with, in the order [`bind_rows`] binds them.
+const COLUMNS: &str = "caller, idem_key, request_hash, request_id, created_at, status, body";
+
+/// Binds the [`COLUMNS`] of each of `claims`' rows, recorded at `now`; an answer's `status`
+/// and `body` are `NULL` while there is none.
+fn bind_rows<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    claims: &[&(&Claim, Option<Answer>)],
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for (claim, answer) in claims {
+        let (status, body) = match answer {
+            Some((status, body)) => (Some(i64::from(*status)), Some(body.clone())),
+            None => (None, None),
+        };
+        query = query
+            .bind(claim.caller.clone())
+            .bind(claim.key.clone())
+            .bind(claim.request_hash.clone())
+            .bind(claim.request.clone())
+            .bind(now)
+            .bind(status)
+            .bind(body);
+    }
+    query
+}
 
 /// What the request's publications did with its claim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,46 +152,17 @@ impl Claim {
     fn set(&self, state: ClaimState) {
         *self.state.lock().expect("claim state lock") = state;
     }
-
-    /// Records the key in `tx` unless a live record of it exists; a record older than
-    /// [`KEY_LIFETIME_MS`] is taken over. Answers whether it was recorded.
-    pub(crate) async fn record(&self, tx: &mut Tx) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "INSERT INTO idempotency_keys (caller, idem_key, request_hash, request_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
-             request_id = excluded.request_id, created_at = excluded.created_at, \
-             status = NULL, body = NULL \
-             WHERE idempotency_keys.created_at < $6",
-        )
-        .bind(&self.caller)
-        .bind(&self.key)
-        .bind(&self.request_hash)
-        .bind(&self.request)
-        .bind(now)
-        .bind(now - KEY_LIFETIME_MS)
-        .execute(&mut **tx)
-        .await?;
-        let recorded = done.rows_affected() == 1;
-        self.set(if recorded {
-            ClaimState::Recorded
-        } else {
-            ClaimState::Taken
-        });
-        Ok(recorded)
-    }
 }
 
-/// Records the keys of a group publish's callers (those with a key), each with the answer
-/// its request will give when it has one, in one statement; marks each claim answered,
-/// recorded (no answer yet) or taken. A key twice in the group (concurrent repeats committed
-/// together) is recorded for its first request only.
+/// Records the keys of a publication's callers (those with a key), each with the answer its
+/// request will give when it has one; marks each claim answered, recorded (no answer yet) or
+/// taken. A key twice among them (concurrent repeats committed together) is recorded for its
+/// first request only.
 pub(crate) async fn record_all(
-    tx: &mut Tx,
-    claims: &[(&Claim, Option<(u16, String)>)],
+    publication: &mut Publication,
+    claims: &[(&Claim, Option<Answer>)],
 ) -> Result<(), StoreError> {
-    let mut firsts: Vec<&(&Claim, Option<(u16, String)>)> = Vec::with_capacity(claims.len());
+    let mut firsts: Vec<&(&Claim, Option<Answer>)> = Vec::with_capacity(claims.len());
     for keyed in claims {
         let claim = keyed.0;
         if firsts
@@ -170,45 +177,10 @@ pub(crate) async fn record_all(
     if firsts.is_empty() {
         return Ok(());
     }
-    let mut params = Params::for_tx(tx);
-    let rows: Vec<String> = firsts
-        .iter()
-        .map(|_| format!("({})", params.list(7)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO idempotency_keys \
-         (caller, idem_key, request_hash, request_id, created_at, status, body) \
-         VALUES {} \
-         ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
-         request_id = excluded.request_id, created_at = excluded.created_at, \
-         status = excluded.status, body = excluded.body \
-         WHERE idempotency_keys.created_at < {} RETURNING request_id",
-        rows.join(", "),
-        params.next()
-    );
-    let now = now_ms();
-    let mut query = sqlx::query(&sql);
-    for (claim, answer) in &firsts {
-        let (status, body) = match answer {
-            Some((status, body)) => (Some(i64::from(*status)), Some(body.clone())),
-            None => (None, None),
-        };
-        query = query
-            .bind(claim.caller.clone())
-            .bind(claim.key.clone())
-            .bind(claim.request_hash.clone())
-            .bind(claim.request.clone())
-            .bind(now)
-            .bind(status)
-            .bind(body);
-    }
-    let recorded: Vec<String> = query
-        .bind(now - KEY_LIFETIME_MS)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get("request_id"))
-        .collect::<Result<_, _>>()?;
+    let recorded = match publication.key_log() {
+        Some(key_log) => log::record(publication, &key_log, &firsts).await?,
+        None => record_in_table(publication, &firsts).await?,
+    };
     for (claim, answer) in firsts {
         claim.set(match (recorded.contains(&claim.request), answer) {
             (false, _) => ClaimState::Taken,
@@ -217,6 +189,38 @@ pub(crate) async fn record_all(
         });
     }
     Ok(())
+}
+
+/// Records `claims` in `idempotency_keys` in one statement, taking over keys recorded more
+/// than 24 hours ago (PostgreSQL, where concurrent transactions wait on the key's primary key
+/// for each other). Answers the ids of the requests whose keys it recorded.
+async fn record_in_table(
+    publication: &mut Publication,
+    claims: &[&(&Claim, Option<Answer>)],
+) -> Result<Vec<String>, StoreError> {
+    let mut params = Params::for_tx(publication);
+    let rows: Vec<String> = claims
+        .iter()
+        .map(|_| format!("({})", params.list(7)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO idempotency_keys ({COLUMNS}) VALUES {} \
+         ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
+         request_id = excluded.request_id, created_at = excluded.created_at, \
+         status = excluded.status, body = excluded.body \
+         WHERE idempotency_keys.created_at < {} RETURNING request_id",
+        rows.join(", "),
+        params.next()
+    );
+    let now = now_ms();
+    let rows = bind_rows(sqlx::query(&sql), claims, now)
+        .bind(now - KEY_LIFETIME_MS)
+        .fetch_all(&mut ***publication)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("request_id"))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Names how the running request answers the events it publishes, if it carries an
@@ -240,11 +244,15 @@ pub(crate) fn unused_claim() -> Option<Arc<Claim>> {
         .flatten()
 }
 
-/// Records the claim of the running request, if any, in `tx`; a key already recorded fails
-/// the publication before it changes anything.
-pub(crate) async fn record_current(tx: &mut Tx) -> Result<(), StoreError> {
-    match unused_claim() {
-        Some(claim) if !claim.record(tx).await? => Err(StoreError::IdempotencyKeyTaken),
+/// Records the claim of the running request, if any, in `publication`; a key already
+/// recorded fails the publication before it changes anything.
+pub(crate) async fn record_current(publication: &mut Publication) -> Result<(), StoreError> {
+    let Some(claim) = unused_claim() else {
+        return Ok(());
+    };
+    record_all(publication, &[(&claim, None)]).await?;
+    match claim.state() {
+        ClaimState::Taken => Err(StoreError::IdempotencyKeyTaken),
         _ => Ok(()),
     }
 }
@@ -252,15 +260,24 @@ pub(crate) async fn record_current(tx: &mut Tx) -> Result<(), StoreError> {
 impl Store {
     /// What is stored for `claim`'s caller and key, compared with its request.
     pub async fn idempotent_answer(&self, claim: &Claim) -> Result<Stored, StoreError> {
-        let row = sqlx::query(
-            "SELECT request_hash, status, body FROM idempotency_keys \
-             WHERE caller = $1 AND idem_key = $2 AND created_at >= $3",
-        )
-        .bind(&claim.caller)
-        .bind(&claim.key)
-        .bind(now_ms() - KEY_LIFETIME_MS)
-        .fetch_optional(&self.read)
-        .await?;
+        let logged = match &self.key_log {
+            Some(key_log) => log::find(&self.read, key_log, claim).await?,
+            None => None,
+        };
+        let row = match logged {
+            Some(row) => Some(row),
+            None => {
+                sqlx::query(
+                    "SELECT request_hash, status, body FROM idempotency_keys \
+                     WHERE caller = $1 AND idem_key = $2 AND created_at >= $3",
+                )
+                .bind(&claim.caller)
+                .bind(&claim.key)
+                .bind(now_ms() - KEY_LIFETIME_MS)
+                .fetch_optional(&self.read)
+                .await?
+            }
+        };
         let Some(row) = row else {
             return Ok(Stored::Absent);
         };
@@ -288,6 +305,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         if claim.state() != ClaimState::Recorded {
             return Ok(());
+        }
+        let in_log = self
+            .key_log
+            .as_ref()
+            .and_then(|key_log| log::answer_statement(key_log, claim, status, body));
+        if let Some(statement) = in_log {
+            if self.execute_durably(statement).await?.rows_affected() == 1 {
+                return Ok(());
+            }
         }
         self.execute_durably(
             sqlx::query(
@@ -319,6 +345,13 @@ mod tests {
             "/v1/threads",
             body,
         ))
+    }
+
+    async fn log_rows(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_log")
+            .fetch_one(&store.read)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -413,6 +446,24 @@ mod tests {
                 body: format!("{} 0", event.id)
             }
         );
+
+        // Moved out of the log (where the merger may have moved some already), the keys
+        // answer as before and are still taken.
+        log::merge(&store.write, store.key_log.as_ref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(log_rows(&store).await, 0);
+        assert!(!store.key_log.as_ref().unwrap().holds_keys());
+        assert_eq!(
+            store.idempotent_answer(&published).await.unwrap(),
+            Stored::Answered {
+                status: 202,
+                body: format!("{} 0", event.id)
+            }
+        );
+        let repeat = claim(b"{}");
+        let taken = with_claim(repeat.clone(), store.begin_publication()).await;
+        assert!(matches!(taken, Err(StoreError::IdempotencyKeyTaken)));
 
         assert_eq!(store.prune_batch(0, 100).await.unwrap().idempotency_keys, 0);
         sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1")
