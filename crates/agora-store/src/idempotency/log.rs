@@ -81,21 +81,28 @@ pub(crate) async fn record(
             fresh.push(*keyed);
         }
     }
-    let live = live_in_table(tx, fresh.iter().map(|keyed| keyed.0)).await?;
-    fresh.retain(|(claim, _)| !live.contains(&(claim.caller.clone(), claim.key.clone())));
     if fresh.is_empty() {
         return Ok(Vec::new());
     }
+    // One statement: the keys not live in the table go to the log. The table is searched
+    // through its primary key, `created_at` only filtering what that finds.
     let mut params = Params::for_tx(tx);
     let rows: Vec<String> = fresh
         .iter()
         .map(|_| format!("({})", params.list(7)))
         .collect();
     let sql = format!(
-        "INSERT INTO idempotency_log ({COLUMNS}) VALUES {} RETURNING seq, request_id",
-        rows.join(", ")
+        "INSERT INTO idempotency_log ({COLUMNS}) \
+         SELECT column1, column2, column3, column4, column5, column6, column7 \
+         FROM (VALUES {}) AS fresh WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k \
+         WHERE k.caller = fresh.column1 AND k.idem_key = fresh.column2 \
+         AND k.created_at >= {}) \
+         RETURNING seq, request_id",
+        rows.join(", "),
+        params.next()
     );
-    let query = bind_rows(sqlx::query(&sql), &fresh, agora_core::time::now_ms());
+    let now = agora_core::time::now_ms();
+    let query = bind_rows(sqlx::query(&sql), &fresh, now).bind(now - KEY_LIFETIME_MS);
     let mut recorded = Vec::with_capacity(fresh.len());
     for row in query.fetch_all(&mut **tx).await? {
         let (seq, request): (i64, String) = (row.try_get("seq")?, row.try_get("request_id")?);
@@ -121,43 +128,6 @@ async fn in_log(tx: &mut Tx, log: &KeyLog, claim: &Claim) -> Result<bool, StoreE
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.is_some())
-}
-
-/// Which of `claims`' keys `idempotency_keys` holds recorded in the last 24 hours, found
-/// through its primary key only (a bound on `created_at` could lead the planner to its index,
-/// and so through every live key).
-async fn live_in_table<'a>(
-    tx: &mut Tx,
-    claims: impl Iterator<Item = &'a Claim>,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let claims: Vec<&Claim> = claims.collect();
-    if claims.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut params = Params::for_tx(tx);
-    let terms: Vec<String> = claims
-        .iter()
-        .map(|_| {
-            let (caller, key) = (params.next(), params.next());
-            format!("(caller = {caller} AND idem_key = {key})")
-        })
-        .collect();
-    let sql = format!(
-        "SELECT caller, idem_key, created_at FROM idempotency_keys WHERE {}",
-        terms.join(" OR ")
-    );
-    let mut query = sqlx::query(&sql);
-    for claim in &claims {
-        query = query.bind(claim.caller.clone()).bind(claim.key.clone());
-    }
-    let cut = agora_core::time::now_ms() - KEY_LIFETIME_MS;
-    let mut live = Vec::new();
-    for row in query.fetch_all(&mut **tx).await? {
-        if row.try_get::<i64, _>("created_at")? >= cut {
-            live.push((row.try_get("caller")?, row.try_get("idem_key")?));
-        }
-    }
-    Ok(live)
 }
 
 /// `claim`'s row in the log, if it is there (`request_hash`, `status`, `body`).
