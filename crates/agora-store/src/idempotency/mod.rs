@@ -56,7 +56,7 @@ pub struct Claim {
 
 /// Renders a publish's answer (status and body) from its events and the deliveries each
 /// queued, so the answer can be stored in the transaction that writes them.
-pub type Render = fn(&[&Event], &[usize]) -> Answer;
+pub type Render = fn(&[&Event], &[usize]) -> (u16, String);
 
 /// An answer as stored: its HTTP status and body.
 pub(crate) type Answer = (u16, String);
