@@ -30,10 +30,22 @@ impl Actor {
     /// The actor id of changes made on the server's machine, not through the API.
     pub const OPERATOR: &'static str = "operator";
 
+    /// The actor id of changes the server makes by itself: a webhook disabled because its
+    /// endpoint answered 410, kept failing, or lost the key that owned it.
+    pub const SYSTEM: &'static str = "system";
+
     /// The operator, acting locally (`agora keys create` offline, the first start's key).
     pub fn operator() -> Self {
         Self {
             id: Self::OPERATOR.to_owned(),
+            address: None,
+        }
+    }
+
+    /// The server itself, acting on what deliveries or another change found.
+    pub fn system() -> Self {
+        Self {
+            id: Self::SYSTEM.to_owned(),
             address: None,
         }
     }

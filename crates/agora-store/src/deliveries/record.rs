@@ -406,6 +406,18 @@ pub(crate) async fn disable_webhook(
         return Ok(false);
     }
     close_queued(tx, webhook_id, "webhook was disabled").await?;
+    let changes = serde_json::json!({
+        "status": {"from": "active", "to": "inactive"},
+        "disabled_reason": {"from": null, "to": reason},
+    });
+    crate::audit::record(
+        tx,
+        &crate::audit::Actor::system(),
+        "webhook.disabled",
+        webhook_id,
+        &changes,
+    )
+    .await?;
     let webhook = Store::webhook_in(tx, webhook_id).await?;
     let event = Event::new(
         EventType::parse("webhook.disabled").expect("a valid name"),

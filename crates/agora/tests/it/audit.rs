@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{make_key, spawn_app, Receiver, TestApp};
+use crate::helpers::{make_key, spawn_app, Receiver, Reply, TestApp};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -419,4 +419,57 @@ async fn a_header_value_change_is_recorded_without_either_value() {
         !text.contains("old-value") && !text.contains("new-value"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_webhook_the_server_disables_is_recorded_with_the_system_as_actor() {
+    let app = spawn_app().await;
+    app.register_type("course.enrolled").await;
+    let gone = Receiver::start().await;
+    gone.always(Reply::status(410));
+    let hook = app
+        .create_webhook(json!({"url": gone.url(), "events": ["course.*"]}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    app.publish("course.enrolled", json!({})).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let disabled = loop {
+        let records = records_of(&app, id).await;
+        if let Some(r) = records.iter().find(|r| r["action"] == "webhook.disabled") {
+            break r.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{records:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(disabled["actor"], "system");
+    assert_eq!(disabled["remote_addr"], Value::Null);
+    assert_eq!(disabled["changes"]["status"]["to"], "inactive");
+    assert!(disabled["changes"]["disabled_reason"]["to"]
+        .as_str()
+        .unwrap()
+        .contains("410"));
+
+    // A revoked key's webhooks: the revocation by its admin, each disable by the system.
+    let (key_id, key) = make_key(&app, json!(["webhooks:write", "events:read"])).await;
+    let other = Receiver::start().await;
+    let owned = app
+        .request_as(
+            &key,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": other.url(), "events": ["course.*"]})),
+        )
+        .await;
+    assert_eq!(owned.status, 201, "{:?}", owned.body);
+    assert_eq!(
+        app.delete(&format!("/v1/api-keys/{key_id}")).await.status,
+        204
+    );
+    let records = records_of(&app, owned.body["id"].as_str().unwrap()).await;
+    assert_eq!(records[0]["action"], "webhook.disabled", "{records:?}");
+    assert_eq!(records[0]["actor"], "system");
+    assert!(records[0]["changes"]["disabled_reason"]["to"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
 }
