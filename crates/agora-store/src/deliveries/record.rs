@@ -393,6 +393,10 @@ pub(crate) async fn disable_webhook(
     webhook_id: &str,
     reason: &str,
 ) -> Result<bool, StoreError> {
+    let before = match Store::webhook_in(tx, webhook_id).await {
+        Err(StoreError::NotFound) => return Ok(false),
+        found => found?,
+    };
     let done = sqlx::query(
         "UPDATE webhooks SET status = 'inactive', disabled_reason = $1, updated_at = $2 \
          WHERE id = $3 AND status = 'active'",
@@ -406,10 +410,8 @@ pub(crate) async fn disable_webhook(
         return Ok(false);
     }
     close_queued(tx, webhook_id, "webhook was disabled").await?;
-    let changes = serde_json::json!({
-        "status": {"from": "active", "to": "inactive"},
-        "disabled_reason": {"from": null, "to": reason},
-    });
+    let webhook = Store::webhook_in(tx, webhook_id).await?;
+    let changes = crate::audit::webhook_diff(Some(&before), Some(&webhook));
     crate::audit::record(
         tx,
         &crate::audit::Actor::system(),
@@ -418,7 +420,6 @@ pub(crate) async fn disable_webhook(
         &changes,
     )
     .await?;
-    let webhook = Store::webhook_in(tx, webhook_id).await?;
     let event = Event::new(
         EventType::parse("webhook.disabled").expect("a valid name"),
         serde_json::to_value(webhook.event_view()).expect("webhooks serialize"),
