@@ -288,10 +288,7 @@ async fn insert_events(tx: &mut Tx, events: &[&Event]) -> Result<(), StoreError>
     let backend = Backend::of(tx);
     for chunk in events.chunks(INSERT_CHUNK) {
         let mut params = Params::new(backend);
-        let rows = (0..chunk.len())
-            .map(|_| format!("({})", params.list(COLS)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = params.rows(chunk.len(), COLS);
         let sql = format!(
             "INSERT{} INTO events (id, type, body, created_at) VALUES {rows}",
             backend.or_fail()
@@ -326,10 +323,7 @@ async fn queue(
         .zip(births.chunks(INSERT_CHUNK))
     {
         let mut params = Params::new(backend);
-        let rows = (0..chunk_ids.len())
-            .map(|_| format!("({})", params.list(COLS)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = params.rows(chunk_ids.len(), COLS);
         let sql = format!(
             "INSERT{} INTO deliveries (id, event_id, webhook_id, event_type, status, due_at, lease_owner, attempts, created_at, updated_at) VALUES {rows}",
             backend.or_fail()

@@ -57,6 +57,17 @@ impl Params {
         sql
     }
 
+    /// `n` rows of `(…)` with `width` parameters each, for a multi-row `VALUES`.
+    pub(crate) fn rows(&mut self, n: usize, width: usize) -> String {
+        let mut sql = String::with_capacity(n * (width * 3 + 4));
+        for row in 0..n {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            sql.push_str(&self.list(width));
+            sql.push(')');
+        }
+        sql
+    }
+
     /// `n` rows of `(…)` with one parameter per type, each cast to its type: the casts give
     /// PostgreSQL the parameter types it cannot infer inside a `VALUES` subquery.
     pub(crate) fn typed_rows(&mut self, n: usize, types: &[&str]) -> String {
@@ -95,8 +106,10 @@ mod tests {
             pg.typed_rows(2, &["TEXT", "BIGINT"]),
             "(CAST($4 AS TEXT), CAST($5 AS BIGINT)), (CAST($6 AS TEXT), CAST($7 AS BIGINT))"
         );
+        assert_eq!(pg.rows(2, 2), "($8, $9), ($10, $11)");
         let mut sqlite = Params::new(Backend::Sqlite);
         assert_eq!(sqlite.list(3), "?, ?, ?");
         assert_eq!(sqlite.typed_rows(1, &["TEXT"]), "(CAST(? AS TEXT))");
+        assert_eq!(sqlite.rows(2, 1), "(?), (?)");
     }
 }

@@ -87,18 +87,14 @@ pub(crate) async fn record(
     // One statement: the keys not live in the table go to the log. The table is searched
     // through its primary key, `created_at` only filtering what that finds.
     let mut params = Params::for_tx(tx);
-    let rows: Vec<String> = fresh
-        .iter()
-        .map(|_| format!("({})", params.list(7)))
-        .collect();
+    let rows = params.rows(fresh.len(), 7);
     let sql = format!(
         "INSERT INTO idempotency_log ({COLUMNS}) \
          SELECT column1, column2, column3, column4, column5, column6, column7 \
-         FROM (VALUES {}) AS fresh WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k \
+         FROM (VALUES {rows}) AS fresh WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k \
          WHERE k.caller = fresh.column1 AND k.idem_key = fresh.column2 \
          AND k.created_at >= {}) \
          RETURNING seq, request_id",
-        rows.join(", "),
         params.next()
     );
     let now = agora_core::time::now_ms();

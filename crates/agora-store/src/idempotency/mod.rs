@@ -199,17 +199,13 @@ async fn record_in_table(
     claims: &[&(&Claim, Option<Answer>)],
 ) -> Result<Vec<String>, StoreError> {
     let mut params = Params::for_tx(publication);
-    let rows: Vec<String> = claims
-        .iter()
-        .map(|_| format!("({})", params.list(7)))
-        .collect();
+    let rows = params.rows(claims.len(), 7);
     let sql = format!(
-        "INSERT INTO idempotency_keys ({COLUMNS}) VALUES {} \
+        "INSERT INTO idempotency_keys ({COLUMNS}) VALUES {rows} \
          ON CONFLICT (caller, idem_key) DO UPDATE SET request_hash = excluded.request_hash, \
          request_id = excluded.request_id, created_at = excluded.created_at, \
          status = excluded.status, body = excluded.body \
          WHERE idempotency_keys.created_at < {} RETURNING request_id",
-        rows.join(", "),
         params.next()
     );
     let now = now_ms();
